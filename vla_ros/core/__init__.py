@@ -1,0 +1,1 @@
+"""Plain Python + numpy: chunks, playback, safety limits, embodiment specs. No ROS, no torch."""
