@@ -23,7 +23,7 @@ from ..core.embodiment import RobotSpec, reorder
 from ..core.player import AGGREGATIONS, ChunkPlayer
 from ..core.safety import SafetyLimits
 from ..transport.params import Param
-from ..transport.port import LATCHED_QOS, RELIABLE_QOS, STATE_QOS, Port
+from ..transport.port import RELIABLE_QOS, STATE_QOS, Port
 from ..transport.types import stamp_to_sec
 
 PARAMS = [
@@ -33,8 +33,6 @@ PARAMS = [
     Param("aggregation", "str", "crossfade", "How a new chunk joins the one playing", choices=AGGREGATIONS),
     Param("crossfade_time", "float", 0.25, "Seconds over which a new chunk is blended into the old", min=0.0),
     Param("state_timeout", "float", 0.25, "Hold when the last joint_states is older than this (s)", min=0.0),
-    Param("policy_liveliness", "float", 0.04,
-          "Liveliness lease (s) asked of the chunk publisher: hold when the policy is gone this long; 0 disables", min=0.0),
     Param("controller", "str", "", "Controller name for <controller>/joint_trajectory; empty takes the robot's"),
 ]
 
@@ -174,13 +172,14 @@ class ControllerBridge:
                                  p.state_timeout, port.logger)
         controller = p.controller or spec.controller
         self.pub = port.publisher(f"{controller}/joint_trajectory", "trajectory_msgs/msg/JointTrajectory", RELIABLE_QOS)
-        chunk_qos = RELIABLE_QOS if p.policy_liveliness <= 0 else \
-            type(RELIABLE_QOS)(reliable=True, depth=10, liveliness_lease=p.policy_liveliness)
-        port.subscribe("vla/action_chunk", "vla_ros/msg/ActionChunk", self._on_chunk, chunk_qos,
+        # The reader asks for no liveliness lease, so it matches any chunk publisher (ros2 bag play
+        # too); the policy node offers a short one, and its loss makes the bridge hold.
+        port.subscribe("vla/action_chunk", "vla_ros/msg/ActionChunk", self._on_chunk, RELIABLE_QOS,
                        on_liveliness_lost=self.logic.on_policy_lost)
         port.subscribe("joint_states", "sensor_msgs/msg/JointState", self._on_joint_state, STATE_QOS)
-        port.subscribe("vla/enable", "std_msgs/msg/Bool", lambda m: self.logic.on_enable(bool(m.data)), LATCHED_QOS)
-        port.subscribe("vla/estop", "std_msgs/msg/Bool", lambda m: self.logic.on_estop(bool(m.data)), LATCHED_QOS)
+        # volatile readers match both `ros2 topic pub` (volatile) and latched publishers
+        port.subscribe("vla/enable", "std_msgs/msg/Bool", lambda m: self.logic.on_enable(bool(m.data)), RELIABLE_QOS)
+        port.subscribe("vla/estop", "std_msgs/msg/Bool", lambda m: self.logic.on_estop(bool(m.data)), RELIABLE_QOS)
         self.timer = port.timer(self.period, self._tick)
         port.logger.info("controller_bridge: %s at %.0f Hz -> %s (%s)", spec.name, rate,
                          port.resolve(f"{controller}/joint_trajectory"),

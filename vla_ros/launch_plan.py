@@ -1,0 +1,124 @@
+"""The node list for a launch, as data, with no ROS import.
+
+``launch/vla.launch.py`` (ROS 2) and ``vla-ros launch`` (no ROS) both build their processes from
+:func:`node_plan`, so the two cannot drift apart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .paths import config_dir
+
+HARDWARE = ("mock", "real")
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    name: str
+    default: str
+    description: str
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    executable: str  # camera_publisher | state_publisher | policy_node | controller_bridge
+    name: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+    namespace: str = ""
+
+    def ros_args(self) -> list[str]:
+        """The ``--ros-args`` command line that gives this node its name and parameters."""
+        args = ["--ros-args", "-r", f"__node:={self.name}"]
+        if self.namespace:
+            args += ["-r", f"__ns:=/{self.namespace.strip('/')}"]
+        for key, value in self.parameters.items():
+            args += ["-p", f"{key}:={_ros_value(value)}"]
+        for src, dst in self.remappings:
+            args += ["-r", f"{src}:={dst}"]
+        return args
+
+
+def _ros_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_ros_value(v) if not isinstance(v, str) else repr(v) for v in value) + "]"
+    return str(value)
+
+
+def _names(kind: str) -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in config_dir(kind).glob("*.yaml")))
+
+
+def launch_arguments() -> tuple[LaunchArgument, ...]:
+    return (
+        LaunchArgument("robot", "so100", "Robot description from config/robots", _names("robots")),
+        LaunchArgument("model", "tiny", "Model variant from config/models", _names("models")),
+        LaunchArgument("hardware", "mock", "mock: simulated arm and synthetic cameras; real: the robot's driver and camera devices", HARDWARE),
+        LaunchArgument("checkpoint", "", "Override the variant's checkpoint: a hub id or a LeRobot checkpoint directory"),
+        LaunchArgument("device", "auto", "Inference device: auto, cpu, cuda, cuda:N or mps"),
+        LaunchArgument("namespace", "", "Namespace for every node (several robots on one network)"),
+    )
+
+
+LAUNCH_ARGUMENTS = launch_arguments()
+
+
+def _check(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; valid {name}s: {', '.join(choices)}")
+
+
+def node_plan(
+    robot: str = "so100",
+    model: str = "tiny",
+    hardware: str = "mock",
+    checkpoint: str = "",
+    device: str = "auto",
+    namespace: str = "",
+) -> list[NodeSpec]:
+    """The nodes to start for these launch arguments."""
+    from .robots import load_robot
+
+    _check("robot", robot, _names("robots"))
+    _check("model", model, _names("models"))
+    _check("hardware", hardware, HARDWARE)
+    spec = load_robot(robot)
+    mock = hardware == "mock"
+    nodes: list[NodeSpec] = []
+    if mock:
+        nodes.append(NodeSpec("state_publisher", "state_publisher", {"robot": robot, "driver": "mock"}))
+    elif spec.real_driver != "ros2_control":
+        raise ValueError(
+            f"hardware:=real for {robot} needs its '{spec.real_driver}' driver, which this version "
+            f"does not provide yet; run hardware:=mock, or a robot whose real_driver is ros2_control"
+        )
+    for cam in spec.cameras:
+        nodes.append(NodeSpec("camera_publisher", f"camera_{cam.name}", {
+            "robot": robot,
+            "camera_name": cam.name,
+            "source": "synthetic" if mock else "device",
+            "device": "" if mock else cam.device,
+            "width": cam.width,
+            "height": cam.height,
+            "rate": cam.rate,
+            "encoding": cam.encoding,
+        }))
+    nodes.append(NodeSpec("policy_node", "policy_node", {
+        "robot": robot,
+        "model": model,
+        "checkpoint": checkpoint,
+        "device": device,
+        "camera_topics": [c.topic for c in spec.cameras],
+        "image_keys": [c.policy_key for c in spec.cameras],
+    }))
+    nodes.append(NodeSpec("controller_bridge", "controller_bridge", {
+        "robot": robot,
+        "start_enabled": mock,
+    }))
+    if namespace:
+        nodes = [NodeSpec(n.executable, n.name, n.parameters, n.remappings, namespace.strip("/")) for n in nodes]
+    return nodes
