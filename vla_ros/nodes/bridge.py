@@ -14,6 +14,9 @@ joint names or shape).
 from __future__ import annotations
 
 import logging
+import os
+import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +37,13 @@ PARAMS = [
     Param("crossfade_time", "float", 0.25, "Seconds over which a new chunk is blended into the old", min=0.0),
     Param("state_timeout", "float", 0.25, "Hold when the last joint_states is older than this (s)", min=0.0),
     Param("controller", "str", "", "Controller name for <controller>/joint_trajectory; empty takes the robot's"),
+    Param("realtime_priority", "int", 0,
+          "SCHED_FIFO priority (1-99) for the control loop, as ros2_control's controller_manager does; "
+          "needs root, CAP_SYS_NICE or an rtprio limit (a warning otherwise); 0: normal scheduling",
+          min=0, max=99),
+    Param("timing_log", "str", "",
+          "Benchmarks: at shutdown, write the control timer's callback times (CLOCK_MONOTONIC s, one per "
+          "line, the last 2 h) to this file and log their period statistics; empty: off"),
 ]
 
 
@@ -159,6 +169,19 @@ class BridgeLogic:
         return Command(cmd, False, "running")
 
 
+def set_realtime_priority(priority: int, logger: logging.Logger) -> bool:
+    """Run the calling thread (the executor's) with SCHED_FIFO ``priority``; warn if not allowed."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        logger.info("control loop runs with SCHED_FIFO priority %d", priority)
+        return True
+    except (PermissionError, AttributeError, OSError) as exc:
+        logger.warning("could not set SCHED_FIFO priority %d (%s); the control period may jitter under "
+                       "load. Allow it with 'ulimit -r %d' (limits.conf rtprio) or CAP_SYS_NICE",
+                       priority, exc, priority)
+        return False
+
+
 class ControllerBridge:
     def __init__(self, port: Port) -> None:
         from ..robots import load_robot
@@ -180,6 +203,10 @@ class ControllerBridge:
         # volatile readers match both `ros2 topic pub` (volatile) and latched publishers
         port.subscribe("vla/enable", "std_msgs/msg/Bool", lambda m: self.logic.on_enable(bool(m.data)), RELIABLE_QOS)
         port.subscribe("vla/estop", "std_msgs/msg/Bool", lambda m: self.logic.on_estop(bool(m.data)), RELIABLE_QOS)
+        self.timing_log = p.timing_log
+        self.tick_times: deque[float] | None = deque(maxlen=int(7200 * rate)) if p.timing_log else None
+        if p.realtime_priority:
+            set_realtime_priority(p.realtime_priority, port.logger)
         self.timer = port.timer(self.period, self._tick)
         port.logger.info("controller_bridge: %s at %.0f Hz -> %s (%s)", spec.name, rate,
                          port.resolve(f"{controller}/joint_trajectory"),
@@ -203,6 +230,8 @@ class ControllerBridge:
         self.logic.on_chunk(chunk, self.port.now())
 
     def _tick(self) -> None:
+        if self.tick_times is not None:
+            self.tick_times.append(time.monotonic())
         cmd = self.logic.tick(self.port.now())
         if cmd is None:
             return
@@ -220,6 +249,20 @@ class ControllerBridge:
 
     def close(self) -> None:
         self.timer.cancel()
+        if self.tick_times is not None and len(self.tick_times) > 1:
+            self._write_timing_log()
+
+    def _write_timing_log(self) -> None:
+        times = np.asarray(self.tick_times)
+        period = np.diff(times)
+        jitter = np.abs(period - self.period)
+        with open(self.timing_log, "w") as f:
+            f.writelines(f"{t:.6f}\n" for t in times)
+        self.port.logger.info(
+            "control timer: %d periods, median %.3f ms, p99 %.3f ms, max %.3f ms; |period - %.1f ms| "
+            "p50 %.3f ms, p99 %.3f ms (tick times in %s)", len(period), np.median(period) * 1e3,
+            np.percentile(period, 99) * 1e3, period.max() * 1e3, self.period * 1e3,
+            np.median(jitter) * 1e3, np.percentile(jitter, 99) * 1e3, self.timing_log)
 
 
 def main(argv: list[str] | None = None) -> int:
