@@ -27,7 +27,7 @@ from cyclonedds.util import duration
 
 from dds_harness import TIMEOUT, wait_for
 from dds_peer import JOINTS, make_message, summary, frame_for
-from vla_ros.transport import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, types
+from vla_ros.transport import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, QoS, types
 from vla_ros.transport import dds, make_port
 from vla_ros.transport.params import Param
 from vla_ros.transport.dds import DdsError, DdsPort, dds_topic_name, dds_type_name
@@ -90,8 +90,8 @@ def ros_reader_qos(reliable: bool = True, transient_local: bool = False) -> Qos:
 
 
 @pytest.fixture(scope="module")
-def participant():
-    dp = DomainParticipant(dds.domain_id())
+def participant(private_domain):
+    dp = DomainParticipant(private_domain)
     yield dp
     dds._delete(dp)
 
@@ -196,6 +196,8 @@ def test_same_process_round_trip_and_counts(topic):
         pub.publish(a.new("std_msgs/msg/String", data="x"))
         assert wait_for(lambda: got, b)
         assert got == ["x"]
+        a.publisher(f"{topic}_leased", "std_msgs/msg/String", QoS(liveliness_lease=0.02))
+        assert dds._Domain.pacer[0] == pytest.approx(0.02 / dds.LIVELINESS_PACING)
         with pytest.raises(TypeError, match="expected std_msgs/msg/String"):
             pub.publish(a.new("std_msgs/msg/Bool"))
         with pytest.raises(DdsError, match="already used with type std_msgs/msg/String"):
