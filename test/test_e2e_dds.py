@@ -6,6 +6,7 @@ this file from the .msg files (not with the nodes' own decoding).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sys
 import threading
@@ -40,8 +41,8 @@ def independent_typestore():
 class RawTap:
     """Takes raw samples of a few topics on a background thread, with the time they arrived."""
 
-    def __init__(self, topics: dict[str, str]) -> None:
-        self.dp = DomainParticipant(0)
+    def __init__(self, topics: dict[str, str], domain: int) -> None:
+        self.dp = DomainParticipant(domain)
         self.readers = {name: DataReader(self.dp, Topic(self.dp, "rt/" + name, idl_type(t))) for name, t in topics.items()}
         self.samples: dict[str, list[tuple[float, bytes]]] = {name: [] for name in topics}
         self._stop = False
@@ -64,8 +65,11 @@ class RawTap:
 
 @pytest.fixture(scope="module")
 def stack():
+    domain = random.randint(100, 199)  # a DDS domain of this module's own
+    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "CYCLONEDDS_URI")}
     env = dds_environment(loopback=True)
     env["VLA_ROS_CACHE"] = os.environ["VLA_ROS_CACHE"]
+    env["ROS_DOMAIN_ID"] = os.environ["ROS_DOMAIN_ID"] = str(domain)
     lines: list[str] = []
     launcher = Launcher(node_plan("so100", "tiny", "mock"), env, output=None,
                         on_line=lambda n, l: lines.append(f"[{n}] {l}")).start()
@@ -75,10 +79,15 @@ def stack():
         "vla/status": "vla_ros/msg/PolicyStatus",
         "joint_states": "sensor_msgs/msg/JointState",
         "arm_controller/joint_trajectory": "trajectory_msgs/msg/JointTrajectory",
-    })
+    }, domain)
     yield launcher, tap, lines
     tap.close()
     launcher.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def wait_for(pred, timeout: float, launcher: Launcher, lines: list[str]) -> None:

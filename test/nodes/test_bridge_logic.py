@@ -95,6 +95,10 @@ def test_policy_lost_holds_at_once(logic, so100):
     logic.on_policy_lost()
     cmd = logic.tick(100.1 + PERIOD)
     assert cmd.holding and cmd.reason == "policy lost"
+    # a publisher that was only late (missed its lease) resumes the trajectory it sent
+    logic.on_policy_regained()
+    logic.on_joint_state(so100.joint_names, logic.last_cmd, 100.1 + 2 * PERIOD)
+    assert not logic.tick(100.1 + 2 * PERIOD).holding
 
 
 def test_stale_joint_states_hold(logic, so100):

@@ -83,7 +83,11 @@ def test_policy_publisher_gone_makes_bridge_hold(so100):
     policy.shutdown()
     spin_ports([sp, bp], 0.05)
     assert bridge.logic.reason == "policy lost"
-    sp.shutdown(), bp.shutdown()
+    restarted = InprocPort("policy_node", bus=bus)  # a new policy process comes up
+    restarted.publisher("vla/action_chunk", "vla_ros/msg/ActionChunk", RELIABLE_QOS)
+    spin_ports([sp, bp], 0.05)
+    assert bridge.logic.policy_alive
+    sp.shutdown(), bp.shutdown(), restarted.shutdown()
 
 
 def test_bad_parameter_fails_at_start():

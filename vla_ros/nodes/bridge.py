@@ -74,6 +74,7 @@ class BridgeLogic:
         self.last_tick: float | None = None
         self.reason = "waiting for joint_states"
         self.hold_reason = ""
+        self.policy_alive = True
         self.counts = {"chunks_accepted": 0, "chunks_rejected": 0, "chunks_stale": 0,
                        "steps_skipped": 0, "holds": 0}
 
@@ -106,6 +107,7 @@ class BridgeLogic:
             return "stale"
         self.counts["chunks_accepted"] += 1
         self.hold_reason = ""
+        self.policy_alive = True
         return None
 
     def on_enable(self, value: bool) -> None:
@@ -127,8 +129,16 @@ class BridgeLogic:
             self._hold_now("e-stop")
 
     def on_policy_lost(self) -> None:
-        self.log.error("the policy's chunk publisher is gone; holding position")
-        self._hold_now("policy lost")
+        """The policy's chunk publisher is gone (process died, or missed its liveliness lease):
+        hold now. The trajectory is kept, so a publisher that was only late resumes it."""
+        if self.policy_alive:
+            self.log.error("the policy's chunk publisher is gone; holding position")
+        self.policy_alive = False
+
+    def on_policy_regained(self) -> None:
+        if not self.policy_alive:
+            self.log.warning("the policy's chunk publisher is alive again; resuming")
+        self.policy_alive = True
 
     def _hold_now(self, reason: str) -> None:
         """Drop the trajectory; hold until a new chunk is accepted (and enabled)."""
@@ -150,6 +160,8 @@ class BridgeLogic:
             hold = f"joint_states stale ({now - self.measured_time:.2f} s)"
         elif self.estopped:
             hold = "e-stop"
+        elif not self.policy_alive:
+            hold = "policy lost"
         elif not self.enabled:
             hold = "disabled"
         target = None if hold else self.player.sample(now)
@@ -198,7 +210,8 @@ class ControllerBridge:
         # The reader asks for no liveliness lease, so it matches any chunk publisher (ros2 bag play
         # too); the policy node offers a short one, and its loss makes the bridge hold.
         port.subscribe("vla/action_chunk", "vla_ros/msg/ActionChunk", self._on_chunk, RELIABLE_QOS,
-                       on_liveliness_lost=self.logic.on_policy_lost)
+                       on_liveliness_lost=self.logic.on_policy_lost,
+                       on_liveliness_regained=self.logic.on_policy_regained)
         port.subscribe("joint_states", "sensor_msgs/msg/JointState", self._on_joint_state, STATE_QOS)
         # volatile readers match both `ros2 topic pub` (volatile) and latched publishers
         port.subscribe("vla/enable", "std_msgs/msg/Bool", lambda m: self.logic.on_enable(bool(m.data)), RELIABLE_QOS)

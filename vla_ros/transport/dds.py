@@ -381,9 +381,12 @@ class _DdsSubscription(Subscription):
     """Raw samples wait in a bounded queue (the QoS depth, as in the reader's keep-last history)
     and are decoded and handed to the callback on the executor, one per executor turn."""
 
-    def __init__(self, port, topic, msg_type, callback, qos, on_liveliness_lost) -> None:
+    def __init__(self, port, topic, msg_type, callback, qos, on_liveliness_lost,
+                 on_liveliness_regained=None) -> None:
         self.port, self.topic, self.msg_type = port, topic, msg_type
         self.callback, self.qos, self.on_liveliness_lost = callback, qos, on_liveliness_lost
+        self.on_liveliness_regained = on_liveliness_regained
+        self._lost = False
         dds_topic = _Domain.topic(dds_topic_name(topic), msg_type)
         try:
             self.reader = DataReader(port.participant, dds_topic, _dds_qos(qos, writer=False))
@@ -420,8 +423,14 @@ class _DdsSubscription(Subscription):
             status = self.reader.get_liveliness_changed_status()
             was_alive, self._alive = self._alive, status.alive_count
             lost = status.alive_count == 0 and (was_alive > 0 or status.not_alive_count_change > 0)
-            if lost and self.on_liveliness_lost is not None:
-                self.port.executor.post(self._liveliness_lost)
+            if lost:
+                self._lost = True
+                if self.on_liveliness_lost is not None:
+                    self.port.executor.post(self._liveliness_lost)
+            elif self._lost and status.alive_count > 0:
+                self._lost = False
+                if self.on_liveliness_regained is not None:
+                    self.port.executor.post(self._liveliness_regained)
 
     # executor thread --------------------------------------------------------------------------
     def _deliver(self) -> None:
@@ -449,6 +458,10 @@ class _DdsSubscription(Subscription):
     def _liveliness_lost(self) -> None:
         if not self.closed and self.on_liveliness_lost is not None:
             self.on_liveliness_lost()
+
+    def _liveliness_regained(self) -> None:
+        if not self.closed and self.on_liveliness_regained is not None:
+            self.on_liveliness_regained()
 
     @property
     def publisher_count(self) -> int:
@@ -516,9 +529,11 @@ class DdsPort(Port):
         self._pubs.append(pub)
         return pub
 
-    def subscribe(self, topic, msg_type, callback, qos=RELIABLE_QOS, on_liveliness_lost=None):
+    def subscribe(self, topic, msg_type, callback, qos=RELIABLE_QOS, on_liveliness_lost=None,
+                  on_liveliness_regained=None):
         self._check_open()
-        sub = _DdsSubscription(self, self._topic(topic), msg_type, callback, qos, on_liveliness_lost)
+        sub = _DdsSubscription(self, self._topic(topic), msg_type, callback, qos, on_liveliness_lost,
+                                 on_liveliness_regained)
         with self._lock:
             self._subs.append(sub)
             self._start_reader_thread()

@@ -52,9 +52,12 @@ class _InprocPublisher(Publisher):
 
 
 class _InprocSubscription(Subscription):
-    def __init__(self, port, topic, msg_type, callback, qos, on_liveliness_lost) -> None:
+    def __init__(self, port, topic, msg_type, callback, qos, on_liveliness_lost,
+                 on_liveliness_regained=None) -> None:
         self.port, self.topic, self.msg_type = port, topic, msg_type
         self.callback, self.qos, self.on_liveliness_lost = callback, qos, on_liveliness_lost
+        self.on_liveliness_regained = on_liveliness_regained
+        self.lost = False
 
     def deliver(self, msg: Any) -> None:
         self.port.executor.post(lambda: self.callback(msg))
@@ -105,12 +108,19 @@ class InprocPort(Port):
         types.msg_class(msg_type)
         pub = _InprocPublisher(self, self._topic(topic), msg_type, qos)
         self.bus.pubs[pub.topic].append(pub)
+        for sub in self.bus.subs[pub.topic]:
+            if sub.lost:
+                sub.lost = False
+                if sub.on_liveliness_regained is not None:
+                    sub.port.executor.post(sub.on_liveliness_regained)
         self._pubs.append(pub)
         return pub
 
-    def subscribe(self, topic, msg_type, callback, qos=RELIABLE_QOS, on_liveliness_lost=None):
+    def subscribe(self, topic, msg_type, callback, qos=RELIABLE_QOS, on_liveliness_lost=None,
+                  on_liveliness_regained=None):
         types.msg_class(msg_type)
-        sub = _InprocSubscription(self, self._topic(topic), msg_type, callback, qos, on_liveliness_lost)
+        sub = _InprocSubscription(self, self._topic(topic), msg_type, callback, qos, on_liveliness_lost,
+                                  on_liveliness_regained)
         self.bus.subs[sub.topic].append(sub)
         self._subs.append(sub)
         if qos.transient_local:
@@ -147,6 +157,7 @@ class InprocPort(Port):
             self.bus.pubs[pub.topic].remove(pub)
             if not any(not p.closed for p in self.bus.pubs[pub.topic]):
                 for sub in self.bus.subs[pub.topic]:
+                    sub.lost = True
                     if sub.on_liveliness_lost is not None:
                         sub.port.executor.post(sub.on_liveliness_lost)
 

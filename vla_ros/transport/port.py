@@ -100,9 +100,11 @@ class Port(abc.ABC):
         callback: Callable[[Any], None],
         qos: QoS = RELIABLE_QOS,
         on_liveliness_lost: Callable[[], None] | None = None,
+        on_liveliness_regained: Callable[[], None] | None = None,
     ) -> Subscription:
         """Subscribe; ``on_liveliness_lost`` is called when every live publisher is gone
-        (a process died or its liveliness lease ran out)."""
+        (a process died or its liveliness lease ran out), ``on_liveliness_regained`` when a
+        publisher is alive again after such a loss."""
 
     @abc.abstractmethod
     def timer(self, period: float, callback: Callable[[], None]) -> Timer: ...

@@ -408,11 +408,12 @@ class RclpyPort(Port):
         callback: Callable[[Any], None],
         qos: QoS = RELIABLE_QOS,
         on_liveliness_lost: Callable[[], None] | None = None,
+        on_liveliness_regained: Callable[[], None] | None = None,
     ) -> Subscription:
         cls, _ = message_class(msg_type)
         profile = qos_profile(qos)
         on_msg = self._guarded(callback, f"subscription callback on {topic}")
-        if on_liveliness_lost is None:
+        if on_liveliness_lost is None and on_liveliness_regained is None:
             return _RclpySubscription(
                 self._node, self._node.create_subscription(cls, topic, on_msg, profile)
             )
@@ -420,12 +421,15 @@ class RclpyPort(Port):
             from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
         except ImportError:  # Humble
             from rclpy.qos_event import SubscriptionEventCallbacks, UnsupportedEventTypeError
-        lost = self._guarded(on_liveliness_lost, f"liveliness callback on {topic}")
+        lost = self._guarded(on_liveliness_lost or (lambda: None), f"liveliness callback on {topic}")
+        regained = self._guarded(on_liveliness_regained or (lambda: None), f"liveliness callback on {topic}")
 
         def on_liveliness(info: Any) -> None:
-            # rmw_liveliness_changed_status_t: the last alive publisher went away
+            # rmw_liveliness_changed_status_t: the last alive publisher went away, or came back
             if info.alive_count == 0 and info.alive_count_change < 0:
                 lost()
+            elif info.alive_count > 0 and info.alive_count == info.alive_count_change:
+                regained()
 
         try:
             sub = self._node.create_subscription(
