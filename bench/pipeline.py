@@ -158,7 +158,8 @@ def bridge_jitter(window: float, startup_timeout: float, env: dict, replan_thres
     from vla_ros.transport.port import RELIABLE_QOS
 
     tick_file = Path(tempfile.mkstemp(prefix="vla_bridge_ticks_", suffix=".txt")[1])
-    extra = {"controller_bridge": {"timing_log": str(tick_file)},
+    # normal scheduling first (the plan's realtime_priority is applied by this script in phase 3)
+    extra = {"controller_bridge": {"timing_log": str(tick_file), "realtime_priority": 0},
              "policy_node": {} if replan_threshold is None else {"replan_threshold": replan_threshold}}
     plan = [dataclasses.replace(n, parameters={**n.parameters, **extra.get(n.executable, {})})
             for n in node_plan(ROBOT, MODEL, HARDWARE)]

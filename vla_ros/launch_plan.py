@@ -118,6 +118,8 @@ def node_plan(
     nodes.append(NodeSpec("controller_bridge", "controller_bridge", {
         "robot": robot,
         "start_enabled": mock,
+        # SCHED_FIFO control loop where the system allows it (as ros2_control does); a warning otherwise
+        "realtime_priority": 50,
     }))
     if namespace:
         nodes = [NodeSpec(n.executable, n.name, n.parameters, n.remappings, namespace.strip("/")) for n in nodes]

@@ -167,7 +167,8 @@ class RobotSpec:
 
 def reorder(values: Sequence[float], names: Sequence[str], wanted: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """``values`` given for ``names`` in the order of ``wanted``: (array, missing names).
-    Missing entries are NaN."""
+    Missing entries are NaN; names beyond ``values`` count as missing; a name given twice takes
+    its last value."""
     index = {n: i for i, n in enumerate(names)}
     out = np.full(len(wanted), np.nan)
     missing = []

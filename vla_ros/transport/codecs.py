@@ -19,6 +19,8 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from ..core.embodiment import reorder
+
 try:  # opencv-python(-headless) or ROS's python3-opencv
     import cv2
 except ImportError:  # pragma: no cover - exercised only where OpenCV is missing
@@ -295,16 +297,6 @@ def joint_positions(msg: Any, names: Sequence[str]) -> tuple[np.ndarray, list[st
     message lacks (their entry is NaN) or whose position is not finite. Joints of the message
     that are not in ``names`` are ignored; a name given twice in the message takes its last value.
     """
-    position = np.asarray(msg.position, dtype=np.float64).reshape(-1)
-    index = {name: i for i, name in enumerate(msg.name) if i < position.size}
-    out = np.full(len(names), np.nan)
-    missing: list[str] = []
-    for j, name in enumerate(names):
-        i = index.get(name)
-        if i is None:
-            missing.append(name)
-            continue
-        out[j] = position[i]
-        if not np.isfinite(out[j]):
-            missing.append(name)
-    return out, missing
+    out, missing = reorder(np.asarray(msg.position, dtype=np.float64).reshape(-1), list(msg.name), names)
+    bad = set(missing) | {n for n, v in zip(names, out) if not np.isfinite(v)}
+    return out, [n for n in names if n in bad]
