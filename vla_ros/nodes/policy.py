@@ -15,7 +15,6 @@ bridge always has actions to play.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -273,7 +272,6 @@ class PolicyNode:
         self.exit_code = 0
         self.chunk_id = 0
         self.chunk_timings: deque[ChunkTiming] = deque(maxlen=200)  # newest last (benchmarks)
-        self._lock = threading.Lock()
         chunk_qos = type(RELIABLE_QOS)(reliable=True, depth=10, liveliness_lease=p.liveliness_lease)
         self.pub_chunk = port.publisher("vla/action_chunk", "vla_ros/msg/ActionChunk", chunk_qos)
         self.pub_status = port.publisher("vla/status", "vla_ros/msg/PolicyStatus", RELIABLE_QOS)
