@@ -215,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="don't print the nodes' output")
     common(p)
     p.set_defaults(func=cmd_demo)
+
+    from .eval.cli import add_parsers as add_eval_parsers  # record, replay, eval, convert
+    from .train.cli import add_parsers as add_train_parsers  # finetune, distill
+
+    add_eval_parsers(sub)
+    add_train_parsers(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Recording, rosbag replay, offline evaluation and dataset conversion."""

@@ -1,0 +1,1 @@
+"""Fine-tuning strategies and Shallow-pi distillation."""
