@@ -90,7 +90,7 @@ def test_msg_parses_with_rosbags_and_registers_in_every_typestore(path):
 def test_action_chunk_fields():
     fields, _ = _rosbags_fields(ROOT / "msg" / "ActionChunk.msg")
     assert fields == ["header", "chunk_id", "joint_names", "horizon", "action_dim", "step_period",
-                      "actions", "model_variant", "inference_latency"]
+                      "actions", "model_variant", "inference_latency", "instruction_id"]
 
 
 def test_policy_status_states():

@@ -74,11 +74,59 @@ def test_directory_without_weights(tiny_copy):
         load_policy(tiny_copy)
 
 
-def test_corrupt_safetensors(tiny_copy):
+@pytest.mark.parametrize("keep", [1000, 0.5])
+def test_corrupt_safetensors(tiny_copy, keep):
     weights = tiny_copy / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match=f"{weights}: cannot be read as safetensors"):
+    data = weights.read_bytes()
+    weights.write_bytes(data[: keep if isinstance(keep, int) else int(len(data) * keep)])  # truncated copy
+    with pytest.raises(CheckpointError, match=f"{weights}: cannot be read as safetensors .*corrupt or truncated"):
         load_policy(tiny_copy, device="cpu")
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"", "the file is empty"),
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 1384296\n", "a Git LFS pointer"),
+])
+def test_empty_or_lfs_pointer_weights(tiny_copy, content, needle):
+    weights = tiny_copy / "model.safetensors"
+    weights.write_bytes(content)
+    with pytest.raises(CheckpointError, match=f"{weights}: {needle}"):
+        load_policy(tiny_copy, device="cpu")
+
+
+def test_config_without_action_feature(tiny_copy):
+    config = tiny_copy / "config.json"
+    data = json.loads(config.read_text())
+    del data["output_features"]["action"]
+    config.write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match=f"{config}: has no 'action' output feature"):
+        load_policy(tiny_copy, device="cpu")
+
+
+def test_config_json_written_by_hand_for_act(tiny_copy):
+    config = tiny_copy / "config.json"
+    config.write_text(json.dumps({"type": "act", "chunk_size": 100}))
+    with pytest.raises(CheckpointError) as err:
+        load_policy(tiny_copy, device="cpu")
+    assert str(err.value) == (f"{config}: policy type 'act', but vla_ros runs SmolVLA checkpoints (type 'smolvla'); "
+                              "pass checkpoint:=<dir> of a SmolVLA checkpoint")
+
+
+def test_checkpoint_for_a_robot_with_another_dof(tmp_path, tiny_config, robot_dims, hub_offline):
+    """A real tiny checkpoint built for a 5-joint arm, loaded for the 6-joint robot."""
+    from vla_ros.policy.errors import PolicyMismatchError
+    from vla_ros.policy.robot_dims import RobotDims
+    from vla_ros.policy.runtime import make_runtime
+    from vla_ros.policy.tiny import ensure_tiny_checkpoint
+
+    five = RobotDims.from_limits(lower=[-1.0] * 5, upper=[1.0] * 5, image_keys=robot_dims.image_keys)
+    directory = ensure_tiny_checkpoint(five, tiny_config, root=tmp_path / "models")
+    with pytest.raises(PolicyMismatchError) as err:
+        make_runtime("tiny", checkpoint=str(directory), device="cpu", robot_dims=robot_dims, warmup=False)
+    message = str(err.value)
+    assert str(directory / "config.json") in message
+    assert "state dimension: policy 5, robot 6" in message and "action dimension: policy 5, robot 6" in message
+    assert "checkpoint:=<dir>" in message
 
 
 def test_config_of_another_policy_type(tiny_copy):

@@ -77,6 +77,7 @@ class ActionChunk_(IdlStruct, typename="vla_ros::msg::dds_::ActionChunk_"):
     actions: sequence[float32]
     model_variant: str
     inference_latency: float64
+    instruction_id: uint32
 
 
 def ros_reader_qos(reliable: bool = True, transient_local: bool = False) -> Qos:

@@ -9,7 +9,11 @@ import numpy as np
 
 @dataclass
 class ActionChunk:
-    """``actions[k]`` is meant for time ``stamp + (k + 1) * step_period`` (SI / radians)."""
+    """``actions[k]`` is meant for time ``stamp + (k + 1) * step_period`` (SI / radians).
+
+    ``instruction_id`` names the instruction the chunk was computed for (the policy node counts
+    instructions up from 1); a player resets its queue when it changes.
+    """
 
     stamp: float
     chunk_id: int
@@ -18,6 +22,7 @@ class ActionChunk:
     step_period: float
     model_variant: str = ""
     inference_latency: float = 0.0
+    instruction_id: int = 0
 
     @property
     def horizon(self) -> int:

@@ -224,15 +224,34 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def resolve_dtype(dtype: str, device: str) -> str:
-    """``auto`` -> ``bfloat16`` on a CUDA device that supports it, else ``float32``."""
+def resolve_dtype(dtype: str, device: str, cpu_bf16: bool = False) -> str:
+    """The dtype a policy runs in on a resolved ``device``.
+
+    Rule for ``auto``: ``bfloat16`` on a CUDA device that supports it
+    (``torch.cuda.is_bf16_supported()``); on the CPU ``bfloat16`` only when ``cpu_bf16`` is set
+    (the variant allows it) and the CPU has native bf16 instructions
+    (:func:`vla_ros.policy.speed.cpu_has_native_bf16`: ``avx512_bf16`` or ``amx_bf16`` in the
+    x86 flags, ``bf16`` on Arm; without them bf16 is emulated and slower than float32);
+    ``float32`` everywhere else (MPS included). An explicit ``float32`` / ``bfloat16`` is kept,
+    except ``bfloat16`` on a CUDA device without bf16 support.
+
+    Raises:
+        ValueError: unknown dtype, or bf16 asked of a CUDA device that lacks it.
+    """
     import torch
 
-    if dtype not in DTYPES:
-        raise ValueError(f"invalid dtype '{dtype}'; valid: {', '.join(DTYPES)}")
-    if dtype != "auto":
-        return dtype
-    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+    from vla_ros.policy.speed import cpu_has_native_bf16
+
+    value = str(dtype).strip().lower()
+    if value not in DTYPES:
+        raise ValueError(f"dtype: invalid value '{dtype}'; valid: {', '.join(DTYPES)}")
+    if value == "bfloat16" and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"dtype 'bfloat16' requested but device '{device}' does not support it; use dtype:=float32")
+    if value != "auto":
+        return value
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    if device == "cpu" and cpu_bf16 and cpu_has_native_bf16():
         return "bfloat16"
     return "float32"
 
@@ -253,6 +272,15 @@ def _read_policy_type(config_file: Path) -> str:
 def _weight_keys(weights_file: Path) -> set[str]:
     from safetensors import safe_open
 
+    with open(weights_file, "rb") as f:
+        head = f.read(64)
+    if not head:
+        raise CheckpointError(f"{weights_file}: the file is empty; download or copy the checkpoint again")
+    if head.startswith(b"version https://git-lfs"):
+        raise CheckpointError(
+            f"{weights_file}: a Git LFS pointer, not the weights (the repository was cloned without LFS); "
+            "run `git lfs pull` in it, or download the checkpoint with `huggingface-cli download`"
+        )
     try:
         with safe_open(str(weights_file), framework="pt") as f:
             return set(f.keys())
@@ -310,6 +338,17 @@ def load_policy(checkpoint_dir: str | Path, device: str = "auto", dtype: str = "
         raise CheckpointError(f"{config_file}: cannot be parsed as a SmolVLA config ({e})") from e
     if not isinstance(config, SmolVLAConfig):
         raise CheckpointError(f"{config_file}: parsed as {type(config).__name__}, not SmolVLAConfig")
+    absent_features = [
+        what for what, ft in (("'observation.state' input feature", config.robot_state_feature),
+                              ("'action' output feature", config.action_feature),
+                              ("image input feature ('observation.images.<camera>')", config.image_features or None))
+        if ft is None
+    ]
+    if absent_features:
+        raise CheckpointError(
+            f"{config_file}: has no {' and no '.join(absent_features)}; a SmolVLA checkpoint saved by LeRobot "
+            "training lists them in input_features / output_features"
+        )
     config.device = device
     # model.safetensors holds every weight; loading the VLM's pretrained weights first is wasted work.
     config.load_vlm_weights = False
