@@ -4,7 +4,9 @@ Modules (LeRobot's split: configuration apart from the model):
 
 - ``variants``: ``config/models/<name>.yaml`` -> :class:`ModelVariant` (no torch).
 - ``robot_dims``: :class:`RobotDims`, what a policy must match on a robot (no torch).
-- ``tiny``: the embedded tiny SmolVLA policy, built offline into the cache on first use.
+- ``tiny``: the embedded tiny SmolVLA policy, built offline into the cache on first use, and the
+  same builder at SmolVLA's real sizes (random weights) for benchmarks.
+- ``speed``: CPU bf16 detection, the speed levers (dtype, flow steps, image size) and per-stage timing.
 - ``loading``: hub id or directory -> local checkpoint -> LeRobot policy + processors.
 - ``runtime``: :class:`PolicyRuntime` (numpy in, action chunk out) and :func:`make_runtime`.
 - ``worker``: :class:`InferenceWorker`, one background thread, never more than one job.
@@ -24,6 +26,7 @@ from vla_ros.policy.variants import ModelVariant, available_variants, load_varia
 _LAZY = {
     "TinyPolicyConfig": "vla_ros.policy.tiny",
     "ensure_tiny_checkpoint": "vla_ros.policy.tiny",
+    "ensure_full_size_checkpoint": "vla_ros.policy.tiny",
     "LoadedPolicy": "vla_ros.policy.loading",
     "load_policy": "vla_ros.policy.loading",
     "resolve_checkpoint": "vla_ros.policy.loading",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from vla_ros.policy.errors import PolicyMismatchError
-from vla_ros.policy.loading import LoadedPolicy, load_policy, resolve_checkpoint
+from vla_ros.policy.loading import LoadedPolicy, load_policy, resolve_checkpoint, resolve_device, resolve_dtype
 from vla_ros.policy.robot_dims import RobotDims
 from vla_ros.policy.tiny import TinyPolicyConfig, ensure_tiny_checkpoint
 from vla_ros.policy.variants import ModelVariant, load_variant
@@ -128,6 +128,13 @@ class PolicyRuntime:
         return self._loaded.dtype
 
     @property
+    def options(self) -> dict:
+        """The speed levers it runs with: ``{"dtype", "num_steps", "image_size"}``."""
+        from vla_ros.policy.speed import current_options
+
+        return current_options(self._loaded.policy)
+
+    @property
     def loaded(self) -> LoadedPolicy:
         """The underlying LeRobot policy and processors."""
         return self._loaded
@@ -163,6 +170,8 @@ class PolicyRuntime:
             problems.append(f"action dimension: policy {self.action_dim}, robot {action_dim}")
         for feature, expected in (("observation.state", self.state_dim), ("action", self.action_dim)):
             for name, values in self.normalization_stats().get(feature, {}).items():
+                if name == "count":  # lerobot-train's frame count: one value, not per joint
+                    continue
                 if values.ndim and values.shape[-1] != expected:
                     problems.append(f"{feature} {name} stats have {values.shape[-1]} values, expected {expected}")
         missing = [k for k in self.image_keys if k not in set(image_keys)]
@@ -173,7 +182,10 @@ class PolicyRuntime:
             )
         if problems:
             raise PolicyMismatchError(
-                f"policy '{self.variant}' ({self.checkpoint}) does not fit the robot: " + "; ".join(problems)
+                f"policy '{self.variant}' ({self.checkpoint_dir / 'config.json'}) does not fit the robot: "
+                + "; ".join(problems)
+                + ". Use a checkpoint trained for this robot (checkpoint:=<dir>) or the robot it was trained "
+                "for (robot:=<name>)"
             )
 
     # -- inference --------------------------------------------------------------------------
@@ -282,11 +294,23 @@ def load_runtime(
         num_threads: torch CPU threads; default :func:`default_num_threads`.
         warmup: Run :meth:`PolicyRuntime.warmup` before returning.
 
+    The device is resolved first (``auto``: cuda, mps, else cpu), then the variant's block for
+    that kind of device (``cpu:`` ...) is applied, then the dtype (``auto``: see
+    :func:`vla_ros.policy.loading.resolve_dtype`; ``cpu_bf16`` lets it pick bf16 on a CPU with
+    native bf16) and the speed levers ``num_steps`` / ``image_size``
+    (:func:`vla_ros.policy.speed.apply_load_options`).
+
     Raises:
-        ValueError: ``tiny`` without a robot, a bad device.
+        ValueError: ``tiny`` without a robot, a bad or unavailable device, a dtype the device
+            lacks, an image size the policy cannot run with.
         CheckpointError: the checkpoint cannot be found or loaded (says how to fix it).
         PolicyMismatchError: the policy does not fit the robot.
     """
+    from vla_ros.policy.speed import apply_load_options
+
+    device = resolve_device(variant.device)
+    variant = variant.for_device(device)
+    dtype = resolve_dtype(variant.dtype, device, cpu_bf16=variant.cpu_bf16)
     dims = robot
     if robot is not None and not isinstance(robot, RobotDims):
         dims = RobotDims.from_robot_spec(robot, image_keys=image_keys)
@@ -298,8 +322,13 @@ def load_runtime(
     else:
         directory = resolve_checkpoint(variant.checkpoint, missing_hint=variant.missing_hint)
         reference = variant.checkpoint
+    loaded = load_policy(directory, device=device, dtype=dtype)
+    try:
+        apply_load_options(loaded.policy, dtype=dtype, num_steps=variant.num_steps, image_size=variant.image_size)
+    except ValueError as e:
+        raise ValueError(f"model '{variant.name}' ({variant.source or reference}): {e}") from None
     runtime = PolicyRuntime(
-        load_policy(directory, device=variant.device, dtype=variant.dtype),
+        loaded,
         variant=variant.name,
         checkpoint=reference,
         num_threads=num_threads,
@@ -318,6 +347,9 @@ def make_runtime(
     robot_dims: RobotDims | None = None,
     num_threads: int | None = None,
     warmup: bool = True,
+    dtype: str | None = None,
+    num_steps: int | None = None,
+    image_size: int | None = None,
 ) -> PolicyRuntime:
     """Variant name (+ launch overrides) -> a loaded, checked, warm runtime.
 
@@ -327,12 +359,22 @@ def make_runtime(
         device: Replaces the variant's device; empty: keep it.
         robot_dims: The robot; required by ``tiny``, checked against any policy.
         num_threads: torch CPU threads; default :func:`default_num_threads`.
-        warmup: Run :meth:`PolicyRuntime.warmup` before returning.
+        warmup: Run :meth:`PolicyRuntime.warmup` before returning (so the first real chunk is
+            not slowed by one-time allocations and kernel selection).
+        dtype, num_steps, image_size: Replace the variant's load options (and its per-device
+            blocks); empty / ``None`` / 0: keep them.
 
     Raises:
         ValueError: unknown variant (lists the names), bad device, ``tiny`` without robot_dims.
         CheckpointError: the checkpoint cannot be found or loaded (says how to fix it).
         PolicyMismatchError: the policy does not fit ``robot_dims``.
     """
-    variant = load_variant(variant_name, checkpoint_override=checkpoint, device_override=device)
+    variant = load_variant(
+        variant_name,
+        checkpoint_override=checkpoint,
+        device_override=device,
+        dtype_override=dtype,
+        num_steps_override=num_steps,
+        image_size_override=image_size,
+    )
     return load_runtime(variant, robot_dims, num_threads=num_threads, warmup=warmup)

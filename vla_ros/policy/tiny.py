@@ -116,6 +116,16 @@ class TinyPolicyConfig:
         tokenizer_max_length: Maximum instruction length in tokens.
         chunk_size: Actions per chunk (also ``n_action_steps``).
         num_steps: Flow-matching denoising steps.
+        vision_intermediate_size: MLP width of the vision encoder; ``None``: 2 x its hidden size.
+        text_intermediate_size: MLP width of the language model; ``None``: 2 x its hidden size.
+        scale_factor: Pixel-shuffle factor of the connector: ``(image_size / patch_size /
+            scale_factor)**2`` image tokens per camera.
+        backbone_text_layers: Layers of the language model in the backbone description; SmolVLA
+            keeps the first ``text_layers`` (its ``num_vlm_layers``). ``None``: ``text_layers``.
+        text_vocab_size: Rows of the token embedding (and LM head); ``None``: the size of the
+            trained tokenizer. Larger values only add (unused) rows, as a real backbone has.
+
+    :meth:`smolvla_base` gives SmolVLA's real sizes (SmolVLM2-500M backbone).
     """
 
     seed: int = 0
@@ -133,26 +143,107 @@ class TinyPolicyConfig:
     tokenizer_max_length: int = 48
     chunk_size: int = 50
     num_steps: int = 10
+    # Fields added after the first format; at their defaults they are left out of the build hash
+    # (see _EXTENSION_DEFAULTS), so existing tiny builds keep their directory.
+    vision_intermediate_size: int | None = None
+    text_intermediate_size: int | None = None
+    scale_factor: int = 2
+    backbone_text_layers: int | None = None
+    text_vocab_size: int | None = None
 
     def __post_init__(self) -> None:
-        if self.image_size % self.patch_size or (self.image_size // self.patch_size) % 2:
+        step = self.patch_size * self.scale_factor
+        if self.scale_factor < 1 or self.image_size % step:
             raise ValueError(
-                f"image_size ({self.image_size}) must be a multiple of 2 * patch_size ({self.patch_size})"
+                f"image_size ({self.image_size}) must be a multiple of scale_factor * patch_size "
+                f"({self.scale_factor} * {self.patch_size})"
             )
         if self.text_hidden_size % self.text_heads or self.text_heads % self.text_kv_heads:
             raise ValueError("text_hidden_size must divide by text_heads, text_heads by text_kv_heads")
         if self.vision_hidden_size % self.vision_heads:
             raise ValueError("vision_hidden_size must divide by vision_heads")
+        if self.backbone_text_layers is not None and self.backbone_text_layers < self.text_layers:
+            raise ValueError(
+                f"backbone_text_layers ({self.backbone_text_layers}) must be >= text_layers ({self.text_layers})"
+            )
+        if self.text_layers < 1 or self.vision_layers < 1:
+            raise ValueError("text_layers and vision_layers must be >= 1")
+
+    @property
+    def image_seq_len(self) -> int:
+        """Image tokens per camera after the connector's pixel shuffle."""
+        return (self.image_size // self.patch_size // self.scale_factor) ** 2
+
+    @classmethod
+    def smolvla_base(cls, **overrides: Any) -> "TinyPolicyConfig":
+        """SmolVLA's real architecture (``lerobot/smolvla_base``), to be built with random weights.
+
+        Backbone: SmolVLM2-500M-Video-Instruct. Vision: SigLIP, hidden 768, MLP 3072, 12 layers,
+        12 heads, 512x512 images in 16x16 patches; connector pixel shuffle x4 -> 64 image tokens
+        per camera. Text: SmolLM2-360M-like, hidden 960, MLP 2560, 15 heads, 5 KV heads, 32
+        layers of which SmolVLA keeps 16 (``num_vlm_layers``), 49280 embedding rows. Action
+        expert: 0.75 x the text width, as many layers as the VLM (16), 10 flow-matching steps,
+        50-action chunks, instructions up to 48 tokens (SmolVLAConfig's defaults).
+
+        Args:
+            overrides: Fields to change, e.g. ``text_layers=2`` for a fast structural check.
+        """
+        values = dict(
+            image_size=512,
+            patch_size=16,
+            vision_hidden_size=768,
+            vision_intermediate_size=3072,
+            vision_layers=12,
+            vision_heads=12,
+            text_hidden_size=960,
+            text_intermediate_size=2560,
+            text_layers=16,
+            backbone_text_layers=32,
+            text_heads=15,
+            text_kv_heads=5,
+            text_vocab_size=49280,
+            scale_factor=4,
+            expert_width_multiplier=0.75,
+            tokenizer_max_length=48,
+            chunk_size=50,
+            num_steps=10,
+        )
+        values.update(overrides)
+        if values.get("backbone_text_layers") is not None and values["backbone_text_layers"] < values["text_layers"]:
+            values["backbone_text_layers"] = values["text_layers"]
+        return cls(**values)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None) -> "TinyPolicyConfig":
         """Build from a mapping (the variant's ``build:`` block); unknown keys raise ValueError."""
         options = dict(options or {})
+        preset = options.pop("preset", None)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise ValueError(f"tiny build options: unknown {unknown}; valid: {sorted(known)}")
-        return cls(**options)
+            raise ValueError(f"tiny build options: unknown {unknown}; valid: preset, {sorted(known)}")
+        if preset is None:
+            return cls(**options)
+        if preset not in PRESETS:
+            raise ValueError(f"tiny build options: unknown preset '{preset}'; valid: {', '.join(PRESETS)}")
+        return getattr(cls, PRESETS[preset])(**options)
+
+
+PRESETS = {"smolvla_base": "smolvla_base"}
+"""``preset:`` names accepted in a ``build:`` block -> the TinyPolicyConfig class method."""
+
+_EXTENSION_DEFAULTS = {
+    "vision_intermediate_size": None,
+    "text_intermediate_size": None,
+    "scale_factor": 2,
+    "backbone_text_layers": None,
+    "text_vocab_size": None,
+}
+
+
+def _config_spec(config: TinyPolicyConfig) -> dict[str, Any]:
+    values = asdict(config)
+    return {k: v for k, v in values.items() if k not in _EXTENSION_DEFAULTS or v != _EXTENSION_DEFAULTS[k]}
 
 
 def _versions() -> dict[str, str]:
@@ -168,20 +259,23 @@ def tiny_spec(dims: RobotDims, config: TinyPolicyConfig) -> dict[str, Any]:
         "format": TINY_FORMAT_VERSION,
         "robot": asdict(dims),
         "stats": dims.stats(),
-        "config": asdict(config),
+        "config": _config_spec(config),
         "versions": _versions(),
     }
 
 
 def tiny_checkpoint_dir(
-    dims: RobotDims, config: TinyPolicyConfig | None = None, root: str | Path | None = None
+    dims: RobotDims,
+    config: TinyPolicyConfig | None = None,
+    root: str | Path | None = None,
+    prefix: str = "tiny",
 ) -> Path:
-    """Where the tiny checkpoint for ``dims`` lives: ``<root>/tiny-<hash>`` (root: cache/models)."""
+    """Where the checkpoint for ``dims`` lives: ``<root>/<prefix>-<hash>`` (root: cache/models)."""
     config = config or TinyPolicyConfig()
     blob = json.dumps(tiny_spec(dims, config), sort_keys=True).encode()
     digest = hashlib.sha256(blob).hexdigest()[:12]
     base = (Path(root) if root is not None else cache_dir() / "models").expanduser().absolute()
-    return base / f"tiny-{digest}"
+    return base / f"{prefix}-{digest}"
 
 
 def is_complete(checkpoint_dir: Path) -> bool:
@@ -192,7 +286,10 @@ def is_complete(checkpoint_dir: Path) -> bool:
 
 
 def ensure_tiny_checkpoint(
-    dims: RobotDims, config: TinyPolicyConfig | None = None, root: str | Path | None = None
+    dims: RobotDims,
+    config: TinyPolicyConfig | None = None,
+    root: str | Path | None = None,
+    prefix: str = "tiny",
 ) -> Path:
     """Return the tiny checkpoint directory for ``dims``, building it first if it is missing.
 
@@ -200,15 +297,29 @@ def ensure_tiny_checkpoint(
         dims: The robot (state/action dims, camera keys, stats) the policy is shaped for.
         config: Architecture and seed; default :class:`TinyPolicyConfig`.
         root: Parent directory; default ``cache_dir()/models`` (``$VLA_ROS_CACHE`` overrides).
+        prefix: First part of the directory name (``<prefix>-<hash>``).
     """
     config = config or TinyPolicyConfig()
-    final = tiny_checkpoint_dir(dims, config, root)
+    final = tiny_checkpoint_dir(dims, config, root, prefix=prefix)
     if is_complete(final):
         return final
     with _BUILD_LOCK:
         if not is_complete(final):
             _build_and_rename(dims, config, final)
     return final
+
+
+def ensure_full_size_checkpoint(
+    dims: RobotDims, config: TinyPolicyConfig | None = None, root: str | Path | None = None
+) -> Path:
+    """SmolVLA at its real size (:meth:`TinyPolicyConfig.smolvla_base`), random weights, built
+    once into ``<root>/smolvla_base-<hash>`` (root: ``cache_dir()/models``) and reused.
+
+    The build takes about a minute and ~3 GB of memory; the checkpoint is ~1.8 GB
+    (450M float32 parameters). Its actions are not meaningful: it is for timing, memory and
+    numerics (fp32 vs bf16) of the real architecture, and as a distillation teacher stand-in.
+    """
+    return ensure_tiny_checkpoint(dims, config or TinyPolicyConfig.smolvla_base(), root, prefix="smolvla_base")
 
 
 def _build_and_rename(dims: RobotDims, config: TinyPolicyConfig, final: Path) -> None:
@@ -254,7 +365,7 @@ def write_tiny_backbone(directory: str | Path, config: TinyPolicyConfig) -> None
     )
 
     size = {"longest_edge": config.image_size}
-    image_seq_len = (config.image_size // config.patch_size) ** 2 // 4  # after the 2x2 pixel shuffle
+    image_seq_len = config.image_seq_len  # after the pixel shuffle
     processor = SmolVLMProcessor(
         image_processor=SmolVLMImageProcessor(size=size, max_image_size=size, do_image_splitting=False),
         tokenizer=tokenizer,
@@ -266,7 +377,7 @@ def write_tiny_backbone(directory: str | Path, config: TinyPolicyConfig) -> None
     vlm_config = SmolVLMConfig(
         vision_config={
             "hidden_size": config.vision_hidden_size,
-            "intermediate_size": 2 * config.vision_hidden_size,
+            "intermediate_size": config.vision_intermediate_size or 2 * config.vision_hidden_size,
             "num_hidden_layers": config.vision_layers,
             "num_attention_heads": config.vision_heads,
             "image_size": config.image_size,
@@ -275,17 +386,17 @@ def write_tiny_backbone(directory: str | Path, config: TinyPolicyConfig) -> None
         text_config={
             "model_type": "llama",
             "hidden_size": config.text_hidden_size,
-            "intermediate_size": 2 * config.text_hidden_size,
-            "num_hidden_layers": config.text_layers,
+            "intermediate_size": config.text_intermediate_size or 2 * config.text_hidden_size,
+            "num_hidden_layers": config.backbone_text_layers or config.text_layers,
             "num_attention_heads": config.text_heads,
             "num_key_value_heads": config.text_kv_heads,
-            "vocab_size": len(tokenizer),
+            "vocab_size": max(len(tokenizer), config.text_vocab_size or 0),
             "max_position_embeddings": 1024,
             "rms_norm_eps": 1e-5,
             "pad_token_id": tokenizer.pad_token_id,
             "tie_word_embeddings": False,
         },
-        scale_factor=2,
+        scale_factor=config.scale_factor,
         image_token_id=tokenizer.convert_tokens_to_ids(EXTRA_SPECIAL_TOKENS["image_token"]),
         pad_token_id=tokenizer.pad_token_id,
     )

@@ -26,9 +26,17 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 """Accepted device names; ``cuda:<index>`` is accepted too."""
 
 DTYPES = ("auto", "float32", "bfloat16")
-"""Accepted dtypes. ``bfloat16`` runs the VLM backbone in bf16 (the action expert stays float32,
-as LeRobot does when it loads the VLM's pretrained weights); ``auto`` picks bf16 on CUDA devices
-that support it and float32 elsewhere."""
+"""Accepted dtypes. ``bfloat16`` keeps the weights of the VLM backbone and the action expert in
+bf16 (the small state/action/time projections, the attention softmax and the flow-matching
+integration stay float32); ``auto`` picks bf16 on CUDA devices that support it, on CPUs with
+native bf16 instructions when the variant sets ``cpu_bf16: true``, and float32 elsewhere
+(see :func:`vla_ros.policy.loading.resolve_dtype`)."""
+
+LOAD_OPTIONS = ("dtype", "num_steps", "image_size")
+"""Fields a per-device block (``cpu:``, ``cuda:``, ``mps:``) may set; they apply when the device
+resolves to that kind."""
+
+DEVICE_BLOCKS = ("cpu", "cuda", "mps")
 
 BUILDERS = ("tiny",)
 """Variants that can be built offline on first use instead of being downloaded."""
@@ -54,6 +62,14 @@ class ModelVariant:
         build: Options for the builder (fields of :class:`vla_ros.policy.tiny.TinyPolicyConfig`).
         missing_hint: What to tell a person when the checkpoint is missing.
         source: The YAML file this variant was read from.
+        cpu_bf16: Let ``dtype: auto`` pick bf16 on a CPU with native bf16 instructions
+            (``avx512_bf16`` / ``amx_bf16``, or ``bf16`` on Arm); ``False``: float32 on every CPU.
+        num_steps: Flow-matching denoising steps; ``None``: the checkpoint's (SmolVLA: 10).
+        image_size: Side of the square the cameras are resized to (with padding) before the
+            vision encoder; ``None``: the checkpoint's (SmolVLA: 512). A multiple of the encoder's
+            patch size times the connector's pixel-shuffle factor (SmolVLA: 64).
+        per_device: Load options (:data:`LOAD_OPTIONS`) that apply only on one kind of device,
+            e.g. ``{"cpu": {"num_steps": 5}}`` (YAML blocks ``cpu:``, ``cuda:``, ``mps:``).
     """
 
     name: str
@@ -65,11 +81,24 @@ class ModelVariant:
     build: Mapping[str, Any] = field(default_factory=dict)
     missing_hint: str = DEFAULT_MISSING_HINT
     source: Path | None = None
+    cpu_bf16: bool = False
+    num_steps: int | None = None
+    image_size: int | None = None
+    per_device: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def builds_offline(self) -> bool:
         """True when the checkpoint is built locally (no checkpoint given, a builder set)."""
         return self.checkpoint is None and self.builder is not None
+
+    def for_device(self, device: str) -> "ModelVariant":
+        """This variant with the ``per_device`` block of ``device``'s kind applied.
+
+        Args:
+            device: A resolved device (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
+        """
+        block = self.per_device.get(str(device).split(":")[0], {})
+        return replace(self, **block) if block else self
 
 
 def _models_dir(models_dir: str | Path | None) -> Path:
@@ -102,13 +131,54 @@ def validate_device(device: str, where: str = "device") -> str:
     raise ValueError(f"{where}: invalid device '{device}'; valid: {', '.join(DEVICES)} or cuda:<index>")
 
 
+def validate_num_steps(value: Any, where: str = "num_steps") -> int | None:
+    """``None`` or an integer >= 1 (flow-matching steps), else ValueError naming ``where``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where}: expected an integer >= 1 (flow-matching steps) or null, got {value!r}")
+    return value
+
+
+def validate_image_size(value: Any, where: str = "image_size") -> int | None:
+    """``None`` or an integer >= 1, else ValueError naming ``where``.
+
+    The loaded policy checks the value against its own architecture
+    (:func:`vla_ros.policy.speed.apply_load_options`: for SmolVLA a multiple of 64 = patch size
+    16 x pixel-shuffle factor 4, at most 512).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where}: expected an image side in pixels (e.g. 256, 384, 512) or null, got {value!r}")
+    return value
+
+
+def validate_dtype(value: Any, where: str = "dtype") -> str:
+    dtype = str(value).strip().lower()
+    if dtype not in DTYPES:
+        raise ValueError(f"{where}: invalid dtype '{value}'; valid: {', '.join(DTYPES)}")
+    return dtype
+
+
+def _load_options(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "dtype" in data:
+        out["dtype"] = validate_dtype(data["dtype"], f"{where}: dtype")
+    if "num_steps" in data:
+        out["num_steps"] = validate_num_steps(data["num_steps"], f"{where}: num_steps")
+    if "image_size" in data:
+        out["image_size"] = validate_image_size(data["image_size"], f"{where}: image_size")
+    return out
+
+
 def _parse(name: str, path: Path, data: Any) -> ModelVariant:
     where = str(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping of fields, got {type(data).__name__}")
-    known = {f.name for f in fields(ModelVariant)} - {"name", "source"}
+    known = ({f.name for f in fields(ModelVariant)} - {"name", "source", "per_device"}) | set(DEVICE_BLOCKS)
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
@@ -123,9 +193,21 @@ def _parse(name: str, path: Path, data: Any) -> ModelVariant:
         raise ValueError(f"{where}: invalid builder '{builder}'; valid: {', '.join(BUILDERS)}")
     if checkpoint is None and builder is None:
         raise ValueError(f"{where}: set 'checkpoint' (hub id or directory) or 'builder'")
-    dtype = str(data.get("dtype", "auto"))
-    if dtype not in DTYPES:
-        raise ValueError(f"{where}: invalid dtype '{dtype}'; valid: {', '.join(DTYPES)}")
+    options = _load_options({"dtype": "auto", **data}, where)
+    cpu_bf16 = data.get("cpu_bf16", False)
+    if not isinstance(cpu_bf16, bool):
+        raise ValueError(f"{where}: cpu_bf16: expected true or false, got {cpu_bf16!r}")
+    per_device: dict[str, dict[str, Any]] = {}
+    for kind in DEVICE_BLOCKS:
+        block = data.get(kind)
+        if block is None:
+            continue
+        if not isinstance(block, dict):
+            raise ValueError(f"{where}: '{kind}' must be a mapping of {', '.join(LOAD_OPTIONS)}")
+        bad = sorted(set(block) - set(LOAD_OPTIONS))
+        if bad:
+            raise ValueError(f"{where}: {kind}: unknown field(s) {', '.join(bad)}; valid: {', '.join(LOAD_OPTIONS)}")
+        per_device[kind] = _load_options(block, f"{where}: {kind}")
     build = data.get("build") or {}
     if not isinstance(build, dict):
         raise ValueError(f"{where}: 'build' must be a mapping")
@@ -135,11 +217,15 @@ def _parse(name: str, path: Path, data: Any) -> ModelVariant:
         description=str(data.get("description", "")).strip(),
         checkpoint=checkpoint,
         device=validate_device(data.get("device", "auto"), f"{where}: device"),
-        dtype=dtype,
+        dtype=options["dtype"],
         builder=builder,
         build=dict(build),
         missing_hint=" ".join(str(hint).split()),
         source=path,
+        cpu_bf16=cpu_bf16,
+        num_steps=options.get("num_steps"),
+        image_size=options.get("image_size"),
+        per_device=per_device,
     )
 
 
@@ -149,6 +235,9 @@ def load_variant(
     device_override: str | None = None,
     *,
     models_dir: str | Path | None = None,
+    dtype_override: str | None = None,
+    num_steps_override: int | None = None,
+    image_size_override: int | None = None,
 ) -> ModelVariant:
     """Read ``config/models/<name>.yaml``.
 
@@ -159,6 +248,9 @@ def load_variant(
         device_override: Replaces the variant's device (launch argument ``device:=``).
             Empty or ``None``: keep the variant's.
         models_dir: Directory of variant files; default ``config/models`` of the installed package.
+        dtype_override, num_steps_override, image_size_override: Replace the variant's load
+            option everywhere (launch arguments / node parameters; they win over the per-device
+            blocks). Empty, ``None`` (or 0 for the integers): keep the variant's.
 
     Raises:
         ValueError: unknown name (the message lists the valid names) or an invalid file/field.
@@ -180,4 +272,16 @@ def load_variant(
         variant = replace(variant, checkpoint=expand_checkpoint(str(checkpoint_override)))
     if device_override is not None and str(device_override).strip():
         variant = replace(variant, device=validate_device(device_override, "device override"))
+    overrides: dict[str, Any] = {}
+    if dtype_override is not None and str(dtype_override).strip():
+        overrides["dtype"] = validate_dtype(dtype_override, "dtype override")
+    if num_steps_override:
+        overrides["num_steps"] = validate_num_steps(num_steps_override, "num_steps override")
+    if image_size_override:
+        overrides["image_size"] = validate_image_size(image_size_override, "image_size override")
+    if overrides:
+        # An explicit choice also wins over the per-device blocks.
+        per_device = {kind: {k: v for k, v in block.items() if k not in overrides}
+                      for kind, block in variant.per_device.items()}
+        variant = replace(variant, per_device=per_device, **overrides)
     return variant

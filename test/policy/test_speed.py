@@ -1,0 +1,161 @@
+"""Device/dtype rules and the speed levers (dtype, num_steps, image_size, KV cache) on the tiny policy."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vla_ros.policy import speed
+from vla_ros.policy.loading import resolve_device, resolve_dtype
+from vla_ros.policy.variants import load_variant
+
+X86_BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni\n"
+X86_AMX = "flags\t\t: fpu avx2 avx512f amx_tile amx_bf16 amx_int8\n"
+X86_PLAIN = "flags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n"
+ARM_BF16 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+ARM_PLAIN = "Features\t: fp asimd evtstrm aes crc32\n"
+
+
+def test_native_bf16_detection_from_cpuinfo():
+    assert speed.cpu_has_native_bf16(X86_BF16)
+    assert speed.cpu_has_native_bf16(X86_AMX)
+    assert speed.cpu_has_native_bf16(ARM_BF16)
+    assert not speed.cpu_has_native_bf16(X86_PLAIN)
+    assert not speed.cpu_has_native_bf16(ARM_PLAIN)
+    assert not speed.cpu_has_native_bf16("")
+    assert "avx512_bf16" in speed.cpu_flags(X86_BF16)
+
+
+def test_native_bf16_environment_override(monkeypatch):
+    monkeypatch.setenv(speed.BF16_ENV, "1")
+    assert speed.cpu_has_native_bf16()
+    monkeypatch.setenv(speed.BF16_ENV, "0")
+    assert not speed.cpu_has_native_bf16()
+    monkeypatch.setenv(speed.BF16_ENV, "yes")
+    with pytest.raises(ValueError, match="VLA_ROS_CPU_BF16: expected 0 or 1"):
+        speed.cpu_has_native_bf16()
+
+
+@pytest.mark.parametrize("native, allowed, expected", [
+    ("1", True, "bfloat16"),   # a CPU with avx512_bf16 / amx_bf16 and a variant that allows it
+    ("1", False, "float32"),   # the variant does not allow bf16 on the CPU
+    ("0", True, "float32"),    # bf16 would be emulated: slower than float32
+])
+def test_auto_dtype_on_cpu(monkeypatch, native, allowed, expected):
+    monkeypatch.setenv(speed.BF16_ENV, native)
+    assert resolve_dtype("auto", "cpu", cpu_bf16=allowed) == expected
+
+
+def test_explicit_dtypes_and_other_devices(monkeypatch):
+    monkeypatch.setenv(speed.BF16_ENV, "0")
+    assert resolve_dtype("bfloat16", "cpu") == "bfloat16"  # an explicit choice is kept
+    assert resolve_dtype("float32", "cpu", cpu_bf16=True) == "float32"
+    assert resolve_dtype("auto", "mps", cpu_bf16=True) == "float32"
+    assert resolve_dtype(" BFloat16 ", "cpu") == "bfloat16"
+    with pytest.raises(ValueError, match="dtype: invalid value 'fp16'; valid: auto, float32, bfloat16"):
+        resolve_dtype("fp16", "cpu")
+
+
+def test_device_rules():
+    import torch
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else
+                                      "mps" if torch.backends.mps.is_available() else "cpu")
+    with pytest.raises(ValueError, match="invalid device 'tpu'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available here; use device:=cpu"):
+            resolve_device("cuda:0")
+
+
+def chunk(runtime, seed=3):
+    rng = np.random.default_rng(0)
+    images = {k: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for k in runtime.image_keys}
+    state = runtime.normalization_stats()["observation.state"]["mean"].astype(np.float32)
+    return runtime.predict_chunk(images, state, "pick up the red cube", seed=seed)
+
+
+@pytest.fixture(scope="module")
+def bf16_runtime(tiny_cache, tiny_dir, robot_dims):
+    from vla_ros.policy.runtime import make_runtime
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VLA_ROS_CACHE", str(tiny_cache))
+        return make_runtime("tiny", robot_dims=robot_dims, dtype="bfloat16", warmup=False)
+
+
+def test_bf16_chunk_is_close_to_fp32(runtime, bf16_runtime, robot_dims):
+    import torch
+
+    assert bf16_runtime.dtype == "bfloat16" and bf16_runtime.options["dtype"] == "bfloat16"
+    model = bf16_runtime.loaded.policy.model
+    assert next(model.vlm_with_expert.vlm.parameters()).dtype == torch.bfloat16
+    assert next(model.vlm_with_expert.lm_expert.parameters()).dtype == torch.bfloat16
+    assert model.action_out_proj.weight.dtype == torch.float32  # projections stay float32
+    reference, actions = chunk(runtime), chunk(bf16_runtime)
+    assert actions.dtype == np.float32 and np.isfinite(actions).all()
+    std = np.asarray(robot_dims.stats()["action"]["std"])
+    error = np.abs(actions - reference) / std
+    spread = np.abs(reference - reference.mean(axis=0)) / std
+    assert error.max() < 0.05, error.max()  # within 5% of each joint's std
+    assert error.max() < 0.1 * spread.max()  # and far below how much the chunk itself moves
+
+
+def test_levers_change_the_loaded_policy(use_tiny_cache, robot_dims):
+    from vla_ros.policy.runtime import make_runtime
+
+    runtime = make_runtime("tiny", robot_dims=robot_dims, num_steps=4, image_size=32, warmup=False)
+    config = runtime.loaded.policy.config
+    assert (config.num_steps, tuple(config.resize_imgs_with_padding)) == (4, (32, 32))
+    assert runtime.options == {"dtype": "float32", "num_steps": 4, "image_size": 32}
+    with speed.StageTimer(runtime.loaded.policy) as timer:
+        actions = chunk(runtime)
+    assert actions.shape == (50, 6) and np.isfinite(actions).all()
+    assert timer.calls == {"vision": 2, "prefill": 1, "denoise": 4}  # two cameras, one prefix, 4 steps
+    assert all(v > 0 for v in timer.seconds.values())
+    # the instruments are gone afterwards
+    assert "denoise_step" not in vars(runtime.loaded.policy.model)
+
+
+def test_variant_file_levers_per_device(tmp_path, tiny_dir, robot_dims, monkeypatch):
+    """A variant's cpu: block and cpu_bf16 reach the loaded policy when the device is the CPU."""
+    from vla_ros.policy.runtime import load_runtime
+
+    (tmp_path / "fast.yaml").write_text(
+        f"checkpoint: {tiny_dir}\ndevice: auto\ndtype: auto\ncpu_bf16: true\n"
+        "cpu:\n  num_steps: 3\n  image_size: 48\ncuda:\n  num_steps: 10\n"
+    )
+    monkeypatch.setenv(speed.BF16_ENV, "1")
+    runtime = load_runtime(load_variant("fast", device_override="cpu", models_dir=tmp_path), robot_dims)
+    assert runtime.options == {"dtype": "bfloat16", "num_steps": 3, "image_size": 48}
+    assert chunk(runtime).shape == (50, 6)
+    monkeypatch.setenv(speed.BF16_ENV, "0")
+    runtime = load_runtime(load_variant("fast", device_override="cpu", models_dir=tmp_path), robot_dims)
+    assert runtime.options["dtype"] == "float32" and runtime.dtype == "float32"
+
+
+def test_bad_lever_values_are_named(use_tiny_cache, robot_dims):
+    from vla_ros.policy.runtime import make_runtime
+
+    with pytest.raises(ValueError, match="image_size: 40 is not a multiple of 16"):
+        make_runtime("tiny", robot_dims=robot_dims, image_size=40, warmup=False)
+    with pytest.raises(ValueError, match="model 'tiny'.*larger than the vision encoder's 64"):
+        make_runtime("tiny", robot_dims=robot_dims, image_size=128, warmup=False)
+
+
+def test_kv_cache_off_gives_the_same_chunk(runtime):
+    """The uncached reference path (prefix recomputed every step) matches SmolVLA's cached one."""
+    policy = runtime.loaded.policy
+    cached = chunk(runtime)
+    with speed.StageTimer(policy) as timer, speed.without_kv_cache(policy):
+        uncached = chunk(runtime)
+    assert timer.calls["denoise"] == 0 and timer.calls["prefill"] == 0  # really the other path
+    np.testing.assert_allclose(uncached, cached, atol=1e-3)
+    assert "sample_actions" not in vars(policy.model)
+
+
+def test_memory_instruments(runtime):
+    policy = runtime.loaded.policy
+    n = sum(p.numel() for p in policy.parameters())
+    assert speed.parameter_bytes(policy) >= 4 * n
+    assert speed.rss_bytes() > speed.parameter_bytes(policy)

@@ -1,0 +1,302 @@
+"""Speed levers of a loaded SmolVLA policy, and the instruments that measure them.
+
+Levers (set per model variant in ``config/models/<name>.yaml`` or by launch arguments, applied
+after loading by :func:`apply_load_options`):
+
+- ``dtype: bfloat16``: the weights of the VLM backbone (vision tower, connector, text layers) and
+  of the action expert in bf16. The small state/action/time projections, the attention softmax
+  (LeRobot upcasts it) and the flow-matching integration stay float32, so the chunk is float32.
+- ``num_steps``: flow-matching denoising steps (SmolVLA: 10); each step is one pass of the action
+  expert over the chunk, so the denoise time scales with it.
+- ``image_size``: the side of the square every camera image is resized to (with padding) before
+  the vision encoder (SmolVLA: 512). The vision tower's cost grows with the square of it;
+  256 gives 16 instead of 64 image tokens per camera.
+- SmolVLA's KV cache (``use_cache``, on): the prefix (images, instruction, state) goes through
+  the VLM once per chunk and its keys/values are reused by every denoising step. LeRobot 0.4.4's
+  ``sample_actions`` fails with it off, so it is not an option here;
+  :func:`sample_actions_without_cache` computes the same chunk the uncached way (the prefix
+  recomputed at every step) to measure what the cache saves.
+
+Instruments: :class:`StageTimer` (vision / prefill / denoise seconds of each chunk),
+:func:`parameter_bytes`, :func:`rss_bytes`. No torch at import.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from contextlib import ContextDecorator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+CPUINFO = Path("/proc/cpuinfo")
+
+X86_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+"""x86 CPU flags (``/proc/cpuinfo``) of native bf16 arithmetic (AVX512-BF16 dot products, AMX)."""
+
+ARM_BF16_FEATURE = "bf16"
+"""Arm ``Features`` entry (``/proc/cpuinfo``) of the BF16 extension (BFDOT/BFMMLA)."""
+
+BF16_ENV = "VLA_ROS_CPU_BF16"
+"""Set to 0 or 1 to override the CPU bf16 detection."""
+
+STAGES = ("vision", "prefill", "denoise")
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags: x86 ``flags`` and Arm ``Features`` lines of ``/proc/cpuinfo``.
+
+    Args:
+        cpuinfo: The text of a cpuinfo file; default: read ``/proc/cpuinfo`` (empty set when
+            there is none, e.g. on macOS).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = CPUINFO.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return set()
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return flags
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """True when the CPU computes in bf16 natively, so bf16 weights are faster than float32.
+
+    Rule: ``$VLA_ROS_CPU_BF16`` (``0``/``1``) when set; else a flag of :data:`X86_BF16_FLAGS`
+    (x86: AVX512-BF16 or AMX-BF16) or :data:`ARM_BF16_FEATURE` (Arm) in ``/proc/cpuinfo``;
+    else on macOS an Apple-silicon CPU (``arm64``: BF16 from M2 on; M1 emulates it, set the
+    variable to 0 there). CPUs without these run bf16 through float32 conversions, slower than
+    float32 itself. (``torch.backends.mkldnn`` reports bf16 "supported" on any AVX512 CPU,
+    emulated or not, so it does not decide.)
+
+    Args:
+        cpuinfo: cpuinfo text to judge instead of this machine's (tests); also disables the
+            environment override and the macOS rule.
+    """
+    if cpuinfo is None:
+        env = os.environ.get(BF16_ENV, "").strip()
+        if env in ("0", "1"):
+            return env == "1"
+        if env:
+            raise ValueError(f"{BF16_ENV}: expected 0 or 1, got '{env}'")
+        return _this_cpu_has_bf16()
+    flags = cpu_flags(cpuinfo)
+    return bool(flags & set(X86_BF16_FLAGS)) or ARM_BF16_FEATURE in flags
+
+
+@lru_cache(maxsize=1)
+def _this_cpu_has_bf16() -> bool:
+    flags = cpu_flags()
+    if flags:
+        return bool(flags & set(X86_BF16_FLAGS)) or ARM_BF16_FEATURE in flags
+    return platform.system() == "Darwin" and platform.machine() == "arm64"
+
+
+# --------------------------------------------------------------------------- levers
+
+
+def image_size_step(policy: Any) -> int:
+    """Image sides must be multiples of this: vision patch size x connector pixel-shuffle factor."""
+    vlm_config = policy.model.vlm_with_expert.config
+    return int(vlm_config.vision_config.patch_size) * int(getattr(vlm_config, "scale_factor", 1))
+
+
+def native_image_size(policy: Any) -> int:
+    """The vision encoder's own image size (SmolVLA: 512)."""
+    return int(policy.model.vlm_with_expert.config.vision_config.image_size)
+
+
+def apply_load_options(
+    policy: Any, *, dtype: str | None = None, num_steps: int | None = None, image_size: int | None = None
+) -> dict[str, Any]:
+    """Apply the speed levers to a loaded ``SmolVLAPolicy`` in place.
+
+    Args:
+        policy: The policy (its ``config`` is what LeRobot reads at every inference).
+        dtype: ``bfloat16``: VLM and action expert weights to bf16 (projections stay float32);
+            ``float32`` or ``None``: leave the weights as they are.
+        num_steps: Flow-matching steps (``config.num_steps``); ``None``: keep.
+        image_size: Square image side (``config.resize_imgs_with_padding``); ``None``: keep. Must
+            be a multiple of :func:`image_size_step` and at most the encoder's native size.
+
+    Returns:
+        What the policy now runs with: ``{"dtype", "num_steps", "image_size"}``.
+
+    Raises:
+        ValueError: a value the policy cannot run with (the message names the option).
+    """
+    import torch
+
+    config = policy.config
+    if num_steps is not None:
+        if isinstance(num_steps, bool) or int(num_steps) != num_steps or num_steps < 1:
+            raise ValueError(f"num_steps: expected an integer >= 1, got {num_steps!r}")
+        config.num_steps = int(num_steps)
+    if image_size is not None:
+        step, native = image_size_step(policy), native_image_size(policy)
+        if isinstance(image_size, bool) or int(image_size) != image_size or image_size < step or image_size % step:
+            raise ValueError(
+                f"image_size: {image_size!r} is not a multiple of {step} (this policy's vision patch size "
+                f"x pixel-shuffle factor); e.g. {', '.join(str(v) for v in range(step * 4, native + 1, step * 2))}"
+            )
+        if image_size > native:
+            raise ValueError(f"image_size: {image_size} is larger than the vision encoder's {native}; use <= {native}")
+        config.resize_imgs_with_padding = (int(image_size), int(image_size))
+    vlm_with_expert = policy.model.vlm_with_expert
+    if dtype == "bfloat16":
+        vlm_with_expert.vlm.to(torch.bfloat16)
+        vlm_with_expert.lm_expert.to(torch.bfloat16)
+    elif dtype not in (None, "float32"):
+        raise ValueError(f"dtype: expected float32 or bfloat16, got {dtype!r}")
+    return current_options(policy)
+
+
+def current_options(policy: Any) -> dict[str, Any]:
+    """``{"dtype", "num_steps", "image_size"}`` the policy runs with (dtype of the VLM weights)."""
+    size = policy.config.resize_imgs_with_padding
+    dtype = next(policy.model.vlm_with_expert.vlm.parameters()).dtype
+    return {
+        "dtype": str(dtype).replace("torch.", ""),
+        "num_steps": int(policy.config.num_steps),
+        "image_size": int(size[0]) if size else None,
+    }
+
+
+# --------------------------------------------------------------------------- instruments
+
+
+def parameter_bytes(module: Any) -> int:
+    """Bytes held by a module's parameters and buffers."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return int(sum(t.numel() * t.element_size() for t in tensors))
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now (``/proc/self/statm``; psutil elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+
+
+class StageTimer(ContextDecorator):
+    """Time the stages of SmolVLA inference by wrapping the policy's submodules while active.
+
+    - ``vision``: ``vlm_with_expert.embed_image`` (vision tower + connector), all cameras;
+    - ``prefill``: the VLM forward over the prefix that fills the KV cache
+      (``vlm_with_expert.forward(..., fill_kv_cache=True)``);
+    - ``denoise``: ``model.denoise_step``, all steps (the action expert over the chunk).
+
+    Seconds add up over calls; :meth:`reset` before each chunk and read :attr:`seconds`. On a
+    CUDA device each stage synchronizes so the times are the device's.
+
+    Args:
+        policy: A loaded ``SmolVLAPolicy``.
+    """
+
+    def __init__(self, policy: Any) -> None:
+        self._policy = policy
+        self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        self.calls: dict[str, int] = dict.fromkeys(STAGES, 0)
+        self._patched: list[tuple[Any, str]] = []
+
+    def reset(self) -> None:
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self.calls = dict.fromkeys(STAGES, 0)
+
+    def _wrap(self, owner: Any, name: str, stage_of) -> None:
+        import torch
+
+        inner = getattr(owner, name)
+        cuda = any(p.is_cuda for p in self._policy.parameters())
+
+        def timed(*args, **kwargs):
+            stage = stage_of(kwargs)
+            if stage is None:
+                return inner(*args, **kwargs)
+            t0 = time.perf_counter()
+            out = inner(*args, **kwargs)
+            if cuda:
+                torch.cuda.synchronize()
+            self.seconds[stage] += time.perf_counter() - t0
+            self.calls[stage] += 1
+            return out
+
+        setattr(owner, name, timed)  # an instance attribute shadows the class's method
+        self._patched.append((owner, name))
+
+    def __enter__(self) -> "StageTimer":
+        model = self._policy.model
+        vwe = model.vlm_with_expert
+        self._wrap(vwe, "embed_image", lambda kw: "vision")
+        self._wrap(vwe, "forward", lambda kw: "prefill" if kw.get("fill_kv_cache") else None)
+        self._wrap(model, "denoise_step", lambda kw: "denoise")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        while self._patched:
+            owner, name = self._patched.pop()
+            delattr(owner, name)
+
+
+def sample_actions_without_cache(model: Any, images, img_masks, lang_tokens, lang_masks, state, noise=None, **_):
+    """``VLAFlowMatching.sample_actions`` with the KV cache off: at every denoising step the
+    prefix (image, language and state embeddings) goes through the VLM again together with the
+    noisy actions, as in LeRobot's training forward. Same result as the cached path up to
+    rounding; the vision tower still runs once per chunk.
+
+    Install on a policy with :func:`without_kv_cache` (LeRobot 0.4.4's own ``use_cache=False``
+    path fails in ``sample_actions``).
+    """
+    import torch
+    from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks
+
+    bsize = state.shape[0]
+    device = state.device
+    if noise is None:
+        noise = model.sample_noise((bsize, model.config.chunk_size, model.config.max_action_dim), device)
+    prefix_embs, prefix_pad_masks, prefix_att_masks = model.embed_prefix(
+        images, img_masks, lang_tokens, lang_masks, state=state
+    )
+    num_steps = model.config.num_steps
+    dt = -1.0 / num_steps
+    x_t = noise
+    for step in range(num_steps):
+        t = torch.full((bsize,), 1.0 + step * dt, dtype=torch.float32, device=device)
+        suffix_embs, suffix_pad_masks, suffix_att_masks = model.embed_suffix(x_t, t)
+        pad_masks = torch.cat([prefix_pad_masks, suffix_pad_masks], dim=1)
+        att_masks = torch.cat([prefix_att_masks, suffix_att_masks], dim=1)
+        (_, suffix_out), _ = model.vlm_with_expert.forward(
+            attention_mask=make_att_2d_masks(pad_masks, att_masks),
+            position_ids=torch.cumsum(pad_masks, dim=1) - 1,
+            past_key_values=None,
+            inputs_embeds=[prefix_embs, suffix_embs],
+            use_cache=False,
+            fill_kv_cache=False,
+        )
+        suffix_out = suffix_out[:, -model.config.chunk_size :].to(dtype=torch.float32)
+        x_t = x_t + dt * model.action_out_proj(suffix_out)
+    return x_t
+
+
+class without_kv_cache(ContextDecorator):
+    """While active, the policy samples with :func:`sample_actions_without_cache`."""
+
+    def __init__(self, policy: Any) -> None:
+        self._model = policy.model
+
+    def __enter__(self) -> "without_kv_cache":
+        model = self._model
+        self._model.sample_actions = lambda *a, **k: sample_actions_without_cache(model, *a, **k)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self._model.sample_actions
