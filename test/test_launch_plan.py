@@ -44,3 +44,31 @@ def test_ros_args_round_trip_through_the_node_command_line():
         opts = parse_ros_args(spec.ros_args(), "default")
         assert opts["name"] == spec.name and opts["namespace"] == "/left_cell"
         assert opts["parameters"] == spec.parameters
+
+
+@pytest.mark.parametrize("robot, driver, state_driver, bridge_driver", [
+    ("so100", "", None, "ros2_control"),            # ros2_control's broadcaster publishes joint_states
+    ("so100", "lerobot", "lerobot", "lerobot"),     # state_publisher hosts LeRobot's SO follower
+    ("aloha", "", "interbotix", "interbotix"),      # merges the two followers' joint states
+    ("rby1", "", "sdk", "sdk"),                     # state_publisher hosts the rby1-sdk stream
+    ("rby1", "ros2", "ros2", "ros2"),               # relays the rby1_ros2 driver's joint states
+])
+def test_real_hardware_plans(robot, driver, state_driver, bridge_driver):
+    plan = node_plan(robot, "tiny", "real", driver=driver)
+    state = [n for n in plan if n.executable == "state_publisher"]
+    assert [n.parameters["driver"] for n in state] == ([state_driver] if state_driver else [])
+    bridge = next(n for n in plan if n.executable == "controller_bridge")
+    assert bridge.parameters["driver"] == bridge_driver and bridge.parameters["start_enabled"] is False
+    assert bridge.parameters["max_chunk_step"] > 0  # the robot YAML's safety section
+    assert "dry_run" not in bridge.parameters
+
+
+def test_dry_run_and_driver_errors():
+    bridge = next(n for n in node_plan("aloha", "tiny", "real", dry_run="true") if n.executable == "controller_bridge")
+    assert bridge.parameters["dry_run"] is True
+    with pytest.raises(ValueError, match="robot so100 has no driver 'sdk'; valid drivers: mock, ros2_control, lerobot"):
+        node_plan("so100", "tiny", "real", driver="sdk")
+    with pytest.raises(ValueError, match="needs hardware:=real"):
+        node_plan("so100", "tiny", "mock", driver="lerobot")
+    with pytest.raises(ValueError, match="valid dry_runs: false, true"):
+        node_plan(dry_run="maybe")

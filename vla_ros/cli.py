@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .launch_plan import LAUNCH_ARGUMENTS, node_plan
+from .launch_plan import LAUNCH_ARGUMENTS, node_plan_from
 
 #: Types of the topics users name on the command line (relative names).
 TOPIC_TYPES = {
@@ -95,7 +95,8 @@ def format_message(msg: Any, msg_type: str) -> str:
                 f"first {np.round(a[0], 3).tolist()}")
     if msg_type == "vla_ros/msg/PolicyStatus":
         return (f"{msg.state_name} model {msg.model_variant} '{msg.instruction}' latency "
-                f"{msg.median_latency * 1e3:.1f} ms chunks {msg.chunks_published} "
+                f"{msg.median_latency * 1e3:.1f} ms chunks {msg.chunks_published} (merged {msg.chunks_merged}, "
+                f"dropped {msg.chunks_dropped}) "
                 f"rate {msg.chunk_rate:.2f}/s waiting {list(msg.waiting_for)} {msg.message}")
     if msg_type == "sensor_msgs/msg/JointState":
         return f"{stamp_to_sec(msg.header.stamp):.3f} " + " ".join(
@@ -111,7 +112,7 @@ def format_message(msg: Any, msg_type: str) -> str:
 def cmd_launch(args: argparse.Namespace) -> int:
     from .launcher import Launcher, dds_environment
 
-    plan = node_plan(args.robot, args.model, args.hardware, args.checkpoint, args.device, args.namespace)
+    plan = node_plan_from(args)
     print(f"vla-ros: starting {', '.join(n.name for n in plan)} over Cyclone DDS "
           f"({'loopback only' if not args.network else 'network'}); Ctrl-C stops")
     launcher = Launcher(plan, dds_environment(loopback=not args.network)).start()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .launch_plan import node_plan
+from .launch_plan import node_plan_from
 
 
 @dataclass
@@ -33,7 +33,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import os
 
     spec = load_robot(args.robot)
-    plan = node_plan(args.robot, args.model, args.hardware, args.checkpoint, args.device, args.namespace)
+    plan = node_plan_from(args)
     env = dds_environment(loopback=not args.network)
     os.environ.update(env)
     print(f"demo: {spec.name} ({spec.dof} joints), model {args.model}, hardware {args.hardware}; "

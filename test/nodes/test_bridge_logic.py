@@ -115,3 +115,58 @@ def test_disabled_bridge_does_not_move(so100):
     cmds = run(lg, 100.0, 100.3)
     assert all(c.holding and c.reason == "disabled" for c in cmds)
     assert np.allclose(cmds[-1].positions, so100.home)
+
+
+def test_chunk_jump_beyond_the_cap_is_rejected(so100):
+    lg = BridgeLogic(so100, PERIOD, start_enabled=True, aggregation="latest", max_chunk_step=0.2)
+    lg.on_joint_state(so100.joint_names, so100.home, 100.0)
+    c = make_chunk(so100, 100.0, so100.home)
+    c.actions[10:, 1] += 0.5  # a 0.5 rad jump between steps 9 and 10
+    problem = lg.on_chunk(c, 100.0)
+    assert "between steps 9 and 10" in problem and "joint 1" in problem
+    assert lg.counts["chunks_rejected_step"] == 1 and lg.counts["chunks_rejected"] == 1
+    cmds = run(lg, 100.0, 100.3)
+    assert all(c.holding for c in cmds) and np.allclose(cmds[-1].positions, so100.home)
+    far = make_chunk(so100, 100.3, so100.home + 0.5)  # smooth, but far from the commanded pose
+    assert "from the commanded position" in lg.on_chunk(far, 100.3)
+
+
+def test_joint_states_with_wrong_names_or_nan_are_counted(logic, so100):
+    assert "missing" in logic.on_joint_state(["a", "b"], [0.0, 0.0], 100.1)
+    bad = np.array(so100.home, dtype=float)
+    bad[2] = np.nan
+    assert "non-finite" in logic.on_joint_state(so100.joint_names, bad, 100.1)
+    assert logic.counts["states_rejected"] == 2
+    assert np.allclose(logic.measured, so100.home)
+
+
+def test_every_command_respects_the_step_cap_and_soft_start(so100):
+    lg = BridgeLogic(so100, PERIOD, start_enabled=True, aggregation="latest", soft_start_time=1.0)
+    lg.on_joint_state(so100.joint_names, so100.home, 100.0)
+    lg.on_chunk(make_chunk(so100, 100.0, np.clip(so100.home + 1.0, so100.lower, so100.upper), steps=90), 100.0)
+    q = np.array([c.positions for c in run(lg, 100.0, 102.0)])
+    steps = np.abs(np.diff(q, axis=0))
+    assert np.all(steps <= so100.max_step + 1e-12)
+    # soft start: the first 0.2 s move at most ~28% of the velocity limit
+    assert np.all(steps[:10] <= 0.3 * so100.max_velocity * PERIOD + 1e-9)
+    assert np.max(steps[-30:]) < np.max(steps)  # and later faster
+
+
+def test_motion_after_estop_restarts_from_the_measured_pose(logic, so100):
+    logic.on_chunk(make_chunk(so100, 100.0, so100.home + 0.3), 100.0)
+    run(logic, 100.0, 100.2)
+    logic.on_estop(True)
+    moved = so100.home + 0.1  # the arm was pushed while e-stopped
+    for t in np.arange(100.2, 100.4, PERIOD):
+        logic.on_joint_state(so100.joint_names, moved, t)
+        assert logic.tick(t).reason == "e-stop"
+    assert logic.counts["chunks_ignored_estop"] == 0
+    logic.on_chunk(make_chunk(so100, 100.4, so100.home + 0.3), 100.4)
+    assert logic.counts["chunks_ignored_estop"] == 1
+    logic.on_enable(True)
+    logic.on_chunk(make_chunk(so100, 100.4, so100.home + 0.3), 100.4)
+    logic.on_joint_state(so100.joint_names, moved, 100.4)
+    first = logic.tick(100.4 + PERIOD)
+    assert not first.holding
+    assert np.all(np.abs(first.positions - moved) <= so100.max_step)  # from the measured pose, no jump
+    assert logic.mode() == "running"

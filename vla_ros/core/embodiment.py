@@ -26,6 +26,7 @@ class JointSpec:
     home: float = 0.0
     policy_scale: float = 1.0
     policy_offset: float = 0.0
+    max_step: float = 0.0  # largest change between two consecutive commands; 0: derived (see RobotSpec)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,18 @@ class RobotSpec:
     def home(self) -> np.ndarray:
         return self._arr("home")
 
+    @property
+    def max_step(self) -> np.ndarray:
+        """Step cap between consecutive commands (rad or m): ``limits.max_step`` where given, else
+        twice what the velocity limit allows in one control period."""
+        given = self._arr("max_step")
+        return np.where(given > 0, given, 2.0 * self.max_velocity / self.control_rate)
+
+    @property
+    def family(self) -> str:
+        """The driver module that serves this robot (``family`` in the YAML, else its name)."""
+        return str(self.extra.get("family", self.name))
+
     def to_policy(self, q: np.ndarray) -> np.ndarray:
         """SI positions (..., dof) -> the policy's units."""
         return np.asarray(q) * self._arr("policy_scale") + self._arr("policy_offset")
@@ -122,6 +135,7 @@ class RobotSpec:
                     home=float(j.get("home", 0.0)),
                     policy_scale=float(j.get("policy_scale", 1.0)),
                     policy_offset=float(j.get("policy_offset", 0.0)),
+                    max_step=float(limits.get("max_step", 0.0)),
                 )
                 if not (js.lower < js.upper):
                     raise SpecError(f"{source}: {where} ({js.name}) lower {js.lower} must be < upper {js.upper}")
@@ -129,7 +143,11 @@ class RobotSpec:
                     raise SpecError(f"{source}: {where} ({js.name}) home {js.home} is outside its limits")
                 if js.max_velocity <= 0 or js.max_acceleration <= 0 or js.policy_scale == 0:
                     raise SpecError(f"{source}: {where} ({js.name}) velocity, acceleration and policy_scale must be > 0")
+                if js.max_step < 0:
+                    raise SpecError(f"{source}: {where} ({js.name}) max_step must be >= 0 (0: derived from velocity)")
                 joints.append(js)
+            if "arm_order" in data:
+                joints = _arm_order(joints, data["arm_order"], source)
             names = [j.name for j in joints]
             if len(set(names)) != len(names) or not names:
                 raise SpecError(f"{source}: joint names must be unique and non-empty: {names}")
@@ -163,6 +181,22 @@ class RobotSpec:
             if isinstance(exc, SpecError):
                 raise
             raise SpecError(f"{source}: {exc}") from None
+
+
+def _arm_order(joints: list[JointSpec], order: Any, source: str) -> list[JointSpec]:
+    """Joints grouped by their ``<side>_`` prefix in the order ``order`` lists the sides (a bimanual
+    robot whose dataset puts the right arm first: ``arm_order: [right, left]``); within a side the
+    YAML order is kept."""
+    if not isinstance(order, (list, tuple)) or not order or len(set(order)) != len(order):
+        raise SpecError(f"{source}: arm_order must be a list of distinct side prefixes, e.g. [left, right]")
+    groups: dict[str, list[JointSpec]] = {str(side): [] for side in order}
+    for j in joints:
+        side = j.name.split("_", 1)[0]
+        if side not in groups:
+            raise SpecError(f"{source}: joint {j.name!r} does not start with one of the arm_order sides "
+                            f"{list(groups)} followed by '_'")
+        groups[side].append(j)
+    return [j for side in groups for j in groups[side]]
 
 
 def reorder(values: Sequence[float], names: Sequence[str], wanted: Sequence[str]) -> tuple[np.ndarray, list[str]]:

@@ -30,6 +30,24 @@ _NUMPY = {
 _lock = threading.Lock()
 _extra: dict[str, str] = {}
 
+#: Message definitions of other packages the robot drivers speak, registered with ours so the dds
+#: and inproc backends (and bags) can carry them without those packages. On ROS 2 (rclpy backend)
+#: the packages themselves are used. Field layouts as published by the package authors:
+#: interbotix_xs_msgs from Interbotix/interbotix_ros_core (interbotix_ros_xseries/
+#: interbotix_xs_msgs/msg/*.msg, identical on the humble, jazzy and main branches).
+THIRD_PARTY_DEFINITIONS: dict[str, str] = {
+    "interbotix_xs_msgs/msg/JointGroupCommand": (
+        "# Command the joints of a joint group (positions in radians in 'position' mode)\n"
+        "string name\n"
+        "float32[] cmd\n"
+    ),
+    "interbotix_xs_msgs/msg/JointSingleCommand": (
+        "# Command one joint (a position in radians in 'position' mode)\n"
+        "string name\n"
+        "float32 cmd\n"
+    ),
+}
+
 
 def own_definitions() -> dict[str, str]:
     """``{'vla_ros/msg/ActionChunk': text, ...}`` from the package's msg/ directory."""
@@ -41,7 +59,7 @@ def typestore() -> Typestore:
     """The shared typestore: ROS 2 standard types + vla_ros messages."""
     store = get_typestore(Stores.ROS2_HUMBLE)
     types: dict[str, Any] = {}
-    for name, text in own_definitions().items():
+    for name, text in {**THIRD_PARTY_DEFINITIONS, **own_definitions()}.items():
         types.update(get_types_from_msg(text, name))
     store.register(types)
     return store
