@@ -59,14 +59,18 @@ setup(
         "opencv-python-headless",
         "cyclonedds",
         "rosbags",
+        "mcap",
         "tqdm",
         "matplotlib",
         "lerobot[smolvla]==0.4.4",
+        "feetech-servo-sdk>=1.0.0,<2.0.0",  # LeRobot's 'feetech' extra: the SO-100/SO-101 bus (driver:=lerobot)
     ],
     extras_require={
+        "rby1": ["rby1-sdk"],  # RB-Y1 driver:=sdk (binary wheels; pip install ".[rby1]")
         "test": [
             "pytest", "pytest-timeout", "catkin_pkg", "colcon-core", "colcon-ros",
             "colcon-package-information",  # `colcon list`
+            "rby1-sdk",  # the RB-Y1 driver's tests build the SDK's real command objects
         ],
     },
     entry_points={
