@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def _dds_port(name: str, args: argparse.Namespace):
 
 def cmd_record(args: argparse.Namespace) -> int:
     from .bagio import BagWriter
-    from .live import Recorder, parse_topics, robot_topics, sigterm_as_interrupt
+    from .live import Recorder, parse_topics, robot_topics, stop_on_signals
 
     robot = _robot(args.robot)
     topics = parse_topics(args.topics) if args.topics else robot_topics(robot, args.compressed)
@@ -76,15 +77,13 @@ def cmd_record(args: argparse.Namespace) -> int:
     output = args.output or f"vla_ros_{time.strftime('%Y_%m_%d-%H_%M_%S')}"
     port = _dds_port("vla_ros_recorder", args)
     try:
-        with sigterm_as_interrupt():
+        with stop_on_signals(threading.Event()) as stop:
             bag = BagWriter(output, storage=args.storage, version=args.bag_version)
             try:
                 rec = Recorder(port, bag, topics)
                 print(f"vla-ros: recording {len(topics)} topics to {output} ({args.storage}); Ctrl-C stops",
                       file=sys.stderr)
-                rec.run(args.duration, progress=not args.quiet)
-            except KeyboardInterrupt:
-                pass
+                rec.run(args.duration, progress=not args.quiet, stop=stop)
             except BaseException:
                 port.shutdown()
                 bag.abort()

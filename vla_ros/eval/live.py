@@ -105,6 +105,26 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """SIGINT and SIGTERM set ``stop`` instead of raising, so a loop that checks it ends cleanly
+    wherever the signal lands (a KeyboardInterrupt raised inside a callback that DDS invokes from C
+    would be swallowed there, and the loop would never end)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        stop.set()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
 class Recorder:
     """Subscribes ``topics`` on ``port`` and writes every message (its CDR bytes, stamped with the
     receive time) to ``bag``. Callbacks run on the port's executor: spin the port."""
