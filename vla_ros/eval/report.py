@@ -136,9 +136,15 @@ def plot_error_vs_horizon(result: EvalResult, path: Path) -> None:
         if l1:
             steps = np.arange(1, len(l1) + 1)
             ax.plot(steps * dt, np.array(l1, dtype=float), marker=".", label=name)
-    ax.set_xlabel("time after the observation (s)")
-    ax.set_ylabel("L1 error (rad, mean over joints)")
-    ax.set_title("error vs horizon")
+    _finish_single(plt, fig, ax, path, "time after the observation (s)", "L1 error (rad, mean over joints)",
+                   "error vs horizon")
+
+
+def _finish_single(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> None:
+    """Label, grid and legend a one-axes plot, write it to ``path`` and free it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -154,14 +160,7 @@ def plot_latency(result: EvalResult, path: Path) -> None:
             ms = np.array(run.latencies) * 1e3
             ax.hist(ms, bins=min(40, max(5, len(ms) // 3)), alpha=0.6,
                     label=f"{name} (median {np.median(ms):.1f} ms)")
-    ax.set_xlabel("predict_chunk latency (ms)")
-    ax.set_ylabel("chunks")
-    ax.set_title("inference latency")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _finish_single(plt, fig, ax, path, "predict_chunk latency (ms)", "chunks", "inference latency")
 
 
 def plot_models(result: EvalResult, path: Path) -> None:
