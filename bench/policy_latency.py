@@ -17,7 +17,9 @@ after round (the first round is a warm-up), and medians are reported with ratios
 float32 baseline of the same run.
 
 Levers: dtype (bf16 VLM + expert; also LeRobot's bf16 VLM with a float32 expert), the KV cache
-(off = the prefix recomputed at every step), num_steps (10 -> 5), image_size (512 -> 384/256).
+(off = the prefix recomputed at every step), num_steps (10 -> 5), image_size (512 -> 384/256),
+vision_int8 (the vision tower's Linear layers int8 with dynamically quantized activations; its
+packed int8 weights are not counted in "parameters", see RSS).
 Errors are in policy action units (the robot's dataset units, e.g. degrees for SO-100 joints):
 max |a - a_fp32| over the chunk, and relative = the same divided by each joint's action std
 (max over joints), against the float32 output with the same steps and image size ("numeric")
@@ -67,7 +69,7 @@ GIB = 1024**3
 @dataclass
 class Config:
     name: str
-    weights: str  # key of the loaded copy: fp32 | bf16 | bf16_vlm
+    weights: str  # key of the loaded copy: fp32 | bf16 | bf16_vlm | bf16_int8v
     num_steps: int = 10
     image_size: int = 512
     cache: bool = True
@@ -97,9 +99,12 @@ def configurations(quick: bool) -> list[Config]:
         Config("bf16, 256 px", "bf16", image_size=256),
         Config("bf16, 384 px, 5 steps", "bf16", num_steps=5, image_size=384),
         Config("bf16, 256 px, 5 steps", "bf16", num_steps=5, image_size=256),
+        Config("bf16 + int8 vision", "bf16_int8v"),
+        Config("bf16 + int8 vision, 5 steps", "bf16_int8v", num_steps=5),
     ]
     if quick:
-        keep = {"fp32 (baseline)", "fp32, KV cache off", "bf16", "bf16, 5 steps", "bf16, 256 px, 5 steps"}
+        keep = {"fp32 (baseline)", "fp32, KV cache off", "bf16", "bf16, 5 steps", "bf16, 256 px, 5 steps",
+                "bf16 + int8 vision", "bf16 + int8 vision, 5 steps"}
         configs = [c for c in configs if c.name in keep]
     return configs
 
@@ -118,11 +123,12 @@ def robot_dims(robot: str, cameras: int | None) -> RobotDims:
 
 
 def load_copy(directory: Path, device: str, weights: str, threads: int) -> PolicyRuntime:
-    """One loaded copy: fp32, bf16 (VLM + expert) or bf16_vlm (LeRobot's: the expert stays fp32)."""
+    """One loaded copy: fp32, bf16 (VLM + expert), bf16_vlm (LeRobot's: the expert stays fp32) or
+    bf16_int8v (bf16 with the vision tower's Linear layers int8, ``vision_int8``)."""
     dtype = "float32" if weights == "fp32" else "bfloat16"
     loaded = load_policy(directory, device=device, dtype=dtype)
-    if weights == "bf16":
-        apply_load_options(loaded.policy, dtype="bfloat16")
+    if weights in ("bf16", "bf16_int8v"):
+        apply_load_options(loaded.policy, dtype="bfloat16", vision_int8=weights == "bf16_int8v")
     return PolicyRuntime(loaded, variant=f"smolvla_base/{weights}", num_threads=threads)
 
 
@@ -231,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     baseline = configs[0]
     base_t = baseline.median()
 
-    header = (f"{'configuration':24s} {'total ms':>9s} {'cpu ms':>7s} {'vision':>7s} {'prefill':>7s} {'denoise':>7s} "
+    header = (f"{'configuration':26s} {'total ms':>9s} {'cpu ms':>7s} {'vision':>7s} {'prefill':>7s} {'denoise':>7s} "
               f"{'speedup':>7s} {'num max|e|':>10s} {'num rel':>7s} {'base max|e|':>11s} {'base rel':>8s} "
               f"{'<' + str(args.goal) + ' s':>6s}")
     print()
@@ -244,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         total = config.median()
         passed = total < args.goal
         rows.append((config, total, num_rel, base_rel, passed))
-        print(f"{config.name:24s} {total * 1e3:9.0f} {config.median('cpu') * 1e3:7.0f} {config.median('vision') * 1e3:7.0f} "
+        print(f"{config.name:26s} {total * 1e3:9.0f} {config.median('cpu') * 1e3:7.0f} {config.median('vision') * 1e3:7.0f} "
               f"{config.median('prefill') * 1e3:7.0f} {config.median('denoise') * 1e3:7.0f} "
               f"{base_t / total:6.2f}x {num_abs:10.3f} {num_rel:7.4f} {base_abs:11.3f} {base_rel:8.4f} "
               f"{'PASS' if passed else 'FAIL':>6s}")

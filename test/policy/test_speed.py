@@ -107,7 +107,7 @@ def test_levers_change_the_loaded_policy(use_tiny_cache, robot_dims):
     runtime = make_runtime("tiny", robot_dims=robot_dims, num_steps=4, image_size=32, warmup=False)
     config = runtime.loaded.policy.config
     assert (config.num_steps, tuple(config.resize_imgs_with_padding)) == (4, (32, 32))
-    assert runtime.options == {"dtype": "float32", "num_steps": 4, "image_size": 32}
+    assert runtime.options == {"dtype": "float32", "num_steps": 4, "image_size": 32, "vision_int8": False}
     with speed.StageTimer(runtime.loaded.policy) as timer:
         actions = chunk(runtime)
     assert actions.shape == (50, 6) and np.isfinite(actions).all()
@@ -127,11 +127,51 @@ def test_variant_file_levers_per_device(tmp_path, tiny_dir, robot_dims, monkeypa
     )
     monkeypatch.setenv(speed.BF16_ENV, "1")
     runtime = load_runtime(load_variant("fast", device_override="cpu", models_dir=tmp_path), robot_dims)
-    assert runtime.options == {"dtype": "bfloat16", "num_steps": 3, "image_size": 48}
+    assert runtime.options == {"dtype": "bfloat16", "num_steps": 3, "image_size": 48, "vision_int8": False}
     assert chunk(runtime).shape == (50, 6)
     monkeypatch.setenv(speed.BF16_ENV, "0")
     runtime = load_runtime(load_variant("fast", device_override="cpu", models_dir=tmp_path), robot_dims)
     assert runtime.options["dtype"] == "float32" and runtime.dtype == "float32"
+
+
+def test_vision_int8_quantizes_the_vision_linears_and_stays_close(runtime, tmp_path, tiny_dir, robot_dims):
+    """vision_int8 (from a variant's cpu: block) makes every Linear of the vision tower int8,
+    with float32 and bf16 for the rest of the policy, and the chunk stays close to float32."""
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    from vla_ros.policy.runtime import load_runtime
+
+    (tmp_path / "int8.yaml").write_text(f"checkpoint: {tiny_dir}\ndevice: cpu\ncpu:\n  vision_int8: true\n")
+    reference = chunk(runtime)
+    std = np.asarray(robot_dims.stats()["action"]["std"])
+    spread = np.abs(reference - reference.mean(axis=0)) / std
+    for dtype in ("float32", "bfloat16"):
+        variant = load_variant("int8", models_dir=tmp_path, dtype_override=dtype)
+        assert variant.for_device("cpu").vision_int8 and not variant.for_device("cuda").vision_int8
+        quantized = load_runtime(variant, robot_dims)
+        assert quantized.options == {"dtype": dtype, "num_steps": 10, "image_size": 64, "vision_int8": True}
+        vlm = quantized.loaded.policy.model.vlm_with_expert.get_vlm_model()
+        linears = [m for m in vlm.vision_model.modules() if isinstance(m, (torch.nn.Linear, DynamicInt8Linear))]
+        assert linears and all(isinstance(m, DynamicInt8Linear) for m in linears)
+        assert not any(isinstance(m, DynamicInt8Linear) for m in vlm.text_model.modules())
+        assert next(vlm.text_model.parameters()).dtype == getattr(torch, dtype)
+        actions = chunk(quantized)
+        assert actions.dtype == np.float32 and np.isfinite(actions).all()
+        error = np.abs(actions - reference) / std
+        assert error.max() < 0.05, (dtype, error.max())
+        assert error.max() < 0.1 * spread.max()
+        # idempotent, and a later bf16 cast keeps the int8 tower runnable
+        speed.apply_load_options(quantized.loaded.policy, dtype="bfloat16", vision_int8=True)
+        assert np.isfinite(chunk(quantized)).all()
+
+
+def test_vision_int8_is_cpu_only_and_boolean(runtime, tmp_path, tiny_dir):
+    with pytest.raises(ValueError, match="vision_int8: expected true or false"):
+        speed.apply_load_options(runtime.loaded.policy, vision_int8="yes")
+    (tmp_path / "bad.yaml").write_text(f"checkpoint: {tiny_dir}\ncpu:\n  vision_int8: 1\n")
+    with pytest.raises(ValueError, match="cpu: vision_int8: expected true or false, got 1"):
+        load_variant("bad", models_dir=tmp_path)
 
 
 def test_bad_lever_values_are_named(use_tiny_cache, robot_dims):

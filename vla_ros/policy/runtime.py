@@ -129,7 +129,7 @@ class PolicyRuntime:
 
     @property
     def options(self) -> dict:
-        """The speed levers it runs with: ``{"dtype", "num_steps", "image_size"}``."""
+        """The speed levers it runs with: ``{"dtype", "num_steps", "image_size", "vision_int8"}``."""
         from vla_ros.policy.speed import current_options
 
         return current_options(self._loaded.policy)
@@ -297,7 +297,7 @@ def load_runtime(
     The device is resolved first (``auto``: cuda, mps, else cpu), then the variant's block for
     that kind of device (``cpu:`` ...) is applied, then the dtype (``auto``: see
     :func:`vla_ros.policy.loading.resolve_dtype`; ``cpu_bf16`` lets it pick bf16 on a CPU with
-    native bf16) and the speed levers ``num_steps`` / ``image_size``
+    native bf16) and the speed levers ``num_steps`` / ``image_size`` / ``vision_int8``
     (:func:`vla_ros.policy.speed.apply_load_options`).
 
     Raises:
@@ -324,7 +324,13 @@ def load_runtime(
         reference = variant.checkpoint
     loaded = load_policy(directory, device=device, dtype=dtype)
     try:
-        apply_load_options(loaded.policy, dtype=dtype, num_steps=variant.num_steps, image_size=variant.image_size)
+        apply_load_options(
+            loaded.policy,
+            dtype=dtype,
+            num_steps=variant.num_steps,
+            image_size=variant.image_size,
+            vision_int8=variant.vision_int8,
+        )
     except ValueError as e:
         raise ValueError(f"model '{variant.name}' ({variant.source or reference}): {e}") from None
     runtime = PolicyRuntime(

@@ -11,6 +11,11 @@ after loading by :func:`apply_load_options`):
 - ``image_size``: the side of the square every camera image is resized to (with padding) before
   the vision encoder (SmolVLA: 512). The vision tower's cost grows with the square of it;
   256 gives 16 instead of 64 image tokens per camera.
+- ``vision_int8``: the vision tower's Linear layers (attention projections and MLP, ~80% of its
+  work) with int8 weights (per output channel) and int8 activations quantized per call
+  (dynamic quantization, ``torch.ao``'s x86 / oneDNN kernels: AVX512-VNNI or AMX on CPUs that
+  have them; activations in 8 bits there, 7 bits elsewhere, see :data:`X86_INT8_FLAGS`). The rest of the tower (patch embedding, layer norms, attention softmax) runs
+  float32, the connector and everything after it in the policy's dtype. CPU only.
 - SmolVLA's KV cache (``use_cache``, on): the prefix (images, instruction, state) goes through
   the VLM once per chunk and its keys/values are reused by every denoising step. LeRobot 0.4.4's
   ``sample_actions`` fails with it off, so it is not an option here;
@@ -37,6 +42,11 @@ X86_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 ARM_BF16_FEATURE = "bf16"
 """Arm ``Features`` entry (``/proc/cpuinfo``) of the BF16 extension (BFDOT/BFMMLA)."""
+
+X86_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+"""x86 CPU flags of int8 dot products that accumulate in 32 bits (VNNI, AMX): with them
+``vision_int8`` quantizes activations to the full 8 bits; without them to 7 bits (torch's
+default, which avoids the 16-bit saturation of AVX2/AVX512 ``vpmaddubsw``)."""
 
 BF16_ENV = "VLA_ROS_CPU_BF16"
 """Set to 0 or 1 to override the CPU bf16 detection."""
@@ -111,8 +121,86 @@ def native_image_size(policy: Any) -> int:
     return int(policy.model.vlm_with_expert.config.vision_config.image_size)
 
 
+def vision_is_int8(policy: Any) -> bool:
+    """True when the vision tower's Linear layers are int8 (:func:`quantize_vision_int8`)."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    vision = policy.model.vlm_with_expert.get_vlm_model().vision_model
+    return any(isinstance(m, DynamicInt8Linear) for m in vision.modules())
+
+
+@lru_cache(maxsize=2)
+def _int8_linear_class(full_range: bool):
+    """torch.ao's dynamic int8 Linear; ``full_range``: activations quantized to 8 bits, not 7."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    if not full_range:
+        return DynamicInt8Linear
+
+    class Int8Linear(DynamicInt8Linear):
+        def forward(self, x):
+            import torch
+
+            return torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params, reduce_range=False)
+
+    return Int8Linear
+
+
+def _cast_to_own_dtype(module: Any, args: tuple) -> tuple:
+    dtype = next(module.parameters()).dtype
+    return tuple(a.to(dtype) if hasattr(a, "is_floating_point") and a.is_floating_point() else a for a in args)
+
+
+def quantize_vision_int8(policy: Any) -> None:
+    """Int8 weights + dynamically quantized int8 activations for the vision tower's Linear layers.
+
+    The tower's other layers go to float32 (the int8 kernels take and return float32; the pixels
+    follow, as LeRobot casts them to the tower's dtype), and the connector casts the tower's
+    output to its own dtype, so the rest of the policy keeps its dtype. Idempotent.
+
+    Raises:
+        ValueError: the policy is not on a CPU, or this torch has no quantized CPU engine.
+    """
+    import warnings
+
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    if vision_is_int8(policy):
+        return
+    device = next(policy.parameters()).device
+    if device.type != "cpu":
+        raise ValueError(
+            f"vision_int8: int8 kernels run on the CPU only, the policy is on {device}; "
+            "set vision_int8 in the variant's cpu: block or leave it false"
+        )
+    engines = [e for e in torch.backends.quantized.supported_engines if e != "none"]
+    if not engines:
+        raise ValueError("vision_int8: this torch build has no quantized CPU engine; leave vision_int8 false")
+    vlm = policy.model.vlm_with_expert.get_vlm_model()
+    vision = vlm.vision_model
+    vision.float()
+    full_range = bool(cpu_flags() & set(X86_INT8_FLAGS))
+    with warnings.catch_warnings():  # torch.ao's notice that eager quantization moves to torchao
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        quantize_dynamic(
+            vision,
+            {torch.nn.Linear: per_channel_dynamic_qconfig},
+            dtype=torch.qint8,
+            mapping={torch.nn.Linear: _int8_linear_class(full_range)},
+            inplace=True,
+        )
+    vlm.connector.register_forward_pre_hook(_cast_to_own_dtype)
+
+
 def apply_load_options(
-    policy: Any, *, dtype: str | None = None, num_steps: int | None = None, image_size: int | None = None
+    policy: Any,
+    *,
+    dtype: str | None = None,
+    num_steps: int | None = None,
+    image_size: int | None = None,
+    vision_int8: bool | None = None,
 ) -> dict[str, Any]:
     """Apply the speed levers to a loaded ``SmolVLAPolicy`` in place.
 
@@ -123,9 +211,11 @@ def apply_load_options(
         num_steps: Flow-matching steps (``config.num_steps``); ``None``: keep.
         image_size: Square image side (``config.resize_imgs_with_padding``); ``None``: keep. Must
             be a multiple of :func:`image_size_step` and at most the encoder's native size.
+        vision_int8: ``True``: :func:`quantize_vision_int8` (after the dtype; CPU only, cannot be
+            undone on the loaded policy); ``False`` or ``None``: leave the vision tower as it is.
 
     Returns:
-        What the policy now runs with: ``{"dtype", "num_steps", "image_size"}``.
+        What the policy now runs with: ``{"dtype", "num_steps", "image_size", "vision_int8"}``.
 
     Raises:
         ValueError: a value the policy cannot run with (the message names the option).
@@ -147,23 +237,31 @@ def apply_load_options(
         if image_size > native:
             raise ValueError(f"image_size: {image_size} is larger than the vision encoder's {native}; use <= {native}")
         config.resize_imgs_with_padding = (int(image_size), int(image_size))
+    if vision_int8 not in (None, True, False):
+        raise ValueError(f"vision_int8: expected true or false, got {vision_int8!r}")
     vlm_with_expert = policy.model.vlm_with_expert
     if dtype == "bfloat16":
         vlm_with_expert.vlm.to(torch.bfloat16)
         vlm_with_expert.lm_expert.to(torch.bfloat16)
+        if vision_is_int8(policy):  # the int8 tower's own float layers stay float32
+            vlm_with_expert.get_vlm_model().vision_model.float()
     elif dtype not in (None, "float32"):
         raise ValueError(f"dtype: expected float32 or bfloat16, got {dtype!r}")
+    if vision_int8:
+        quantize_vision_int8(policy)
     return current_options(policy)
 
 
 def current_options(policy: Any) -> dict[str, Any]:
-    """``{"dtype", "num_steps", "image_size"}`` the policy runs with (dtype of the VLM weights)."""
+    """``{"dtype", "num_steps", "image_size", "vision_int8"}`` the policy runs with (dtype: of the
+    VLM's text layers)."""
     size = policy.config.resize_imgs_with_padding
-    dtype = next(policy.model.vlm_with_expert.vlm.parameters()).dtype
+    dtype = next(policy.model.vlm_with_expert.get_vlm_model().text_model.parameters()).dtype
     return {
         "dtype": str(dtype).replace("torch.", ""),
         "num_steps": int(policy.config.num_steps),
         "image_size": int(size[0]) if size else None,
+        "vision_int8": vision_is_int8(policy),
     }
 
 

@@ -32,7 +32,7 @@ integration stay float32); ``auto`` picks bf16 on CUDA devices that support it, 
 native bf16 instructions when the variant sets ``cpu_bf16: true``, and float32 elsewhere
 (see :func:`vla_ros.policy.loading.resolve_dtype`)."""
 
-LOAD_OPTIONS = ("dtype", "num_steps", "image_size")
+LOAD_OPTIONS = ("dtype", "num_steps", "image_size", "vision_int8")
 """Fields a per-device block (``cpu:``, ``cuda:``, ``mps:``) may set; they apply when the device
 resolves to that kind."""
 
@@ -68,6 +68,8 @@ class ModelVariant:
         image_size: Side of the square the cameras are resized to (with padding) before the
             vision encoder; ``None``: the checkpoint's (SmolVLA: 512). A multiple of the encoder's
             patch size times the connector's pixel-shuffle factor (SmolVLA: 64).
+        vision_int8: The vision tower's Linear layers with int8 weights and dynamically
+            quantized int8 activations (CPU only; :func:`vla_ros.policy.speed.quantize_vision_int8`).
         per_device: Load options (:data:`LOAD_OPTIONS`) that apply only on one kind of device,
             e.g. ``{"cpu": {"num_steps": 5}}`` (YAML blocks ``cpu:``, ``cuda:``, ``mps:``).
     """
@@ -84,6 +86,7 @@ class ModelVariant:
     cpu_bf16: bool = False
     num_steps: int | None = None
     image_size: int | None = None
+    vision_int8: bool = False
     per_device: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
@@ -169,6 +172,10 @@ def _load_options(data: Mapping[str, Any], where: str) -> dict[str, Any]:
         out["num_steps"] = validate_num_steps(data["num_steps"], f"{where}: num_steps")
     if "image_size" in data:
         out["image_size"] = validate_image_size(data["image_size"], f"{where}: image_size")
+    if "vision_int8" in data:
+        if not isinstance(data["vision_int8"], bool):
+            raise ValueError(f"{where}: vision_int8: expected true or false, got {data['vision_int8']!r}")
+        out["vision_int8"] = data["vision_int8"]
     return out
 
 
@@ -225,6 +232,7 @@ def _parse(name: str, path: Path, data: Any) -> ModelVariant:
         cpu_bf16=cpu_bf16,
         num_steps=options.get("num_steps"),
         image_size=options.get("image_size"),
+        vision_int8=options.get("vision_int8", False),
         per_device=per_device,
     )
 
