@@ -5,9 +5,12 @@ the .msg files, not with the nodes' own decoding.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from cyclonedds._clayer import ddspy_take
 from cyclonedds.core import InstanceState, SampleState, ViewState
@@ -16,6 +19,7 @@ from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from rosbags.typesys import Stores, get_typestore, get_types_from_msg
 
+from vla_ros.launcher import dds_environment
 from vla_ros.transport.dds import idl_type
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,3 +56,21 @@ class RawTap:
     def close(self) -> None:
         self._stop = True
         self.thread.join()
+
+
+@contextmanager
+def dds_domain(domain: int) -> Iterator[dict[str, str]]:
+    """The environment of loopback-only processes on DDS ``domain``; this process joins it too
+    (ROS_DOMAIN_ID, CYCLONEDDS_URI) until the block ends, then its own settings come back."""
+    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "CYCLONEDDS_URI")}
+    env = dds_environment(loopback=True)
+    env["ROS_DOMAIN_ID"] = os.environ["ROS_DOMAIN_ID"] = str(domain)
+    os.environ["CYCLONEDDS_URI"] = env["CYCLONEDDS_URI"]
+    try:
+        yield env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

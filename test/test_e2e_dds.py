@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _wire import RawTap, independent_typestore
+from _wire import RawTap, dds_domain, independent_typestore
 
 from vla_ros.launch_plan import node_plan
-from vla_ros.launcher import Launcher, dds_environment
+from vla_ros.launcher import Launcher
 from vla_ros.robots import load_robot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,28 +25,26 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def stack():
     domain = random.randint(100, 199)  # a DDS domain of this module's own
-    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "CYCLONEDDS_URI")}
-    env = dds_environment(loopback=True)
+    with dds_domain(domain) as env:
+        yield from _stack(env, domain)
+
+
+def _stack(env: dict[str, str], domain: int):
     env["VLA_ROS_CACHE"] = os.environ["VLA_ROS_CACHE"]
-    env["ROS_DOMAIN_ID"] = os.environ["ROS_DOMAIN_ID"] = str(domain)
     lines: list[str] = []
     launcher = Launcher(node_plan("so100", "tiny", "mock"), env, output=None,
                         on_line=lambda n, l: lines.append(f"[{n}] {l}")).start()
-    os.environ["CYCLONEDDS_URI"] = env["CYCLONEDDS_URI"]
     tap = RawTap({
         "vla/action_chunk": "vla_ros/msg/ActionChunk",
         "vla/status": "vla_ros/msg/PolicyStatus",
         "joint_states": "sensor_msgs/msg/JointState",
         "arm_controller/joint_trajectory": "trajectory_msgs/msg/JointTrajectory",
     }, domain)
-    yield launcher, tap, lines
-    tap.close()
-    launcher.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    try:
+        yield launcher, tap, lines
+    finally:
+        tap.close()
+        launcher.stop()
 
 
 def wait_for(pred, timeout: float, launcher: Launcher, lines: list[str]) -> None:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _wire import RawTap as Tap, independent_typestore as typestore
+from _wire import RawTap as Tap, dds_domain, independent_typestore as typestore
 
 from vla_ros.launch_plan import NodeSpec
-from vla_ros.launcher import Launcher, dds_environment
+from vla_ros.launcher import Launcher
 from vla_ros.robots import load_robot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,10 +129,11 @@ def stack():
     from vla_ros.transport import make_port
 
     domain = random.randint(200, 230)
-    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "CYCLONEDDS_URI")}
-    env = dds_environment(loopback=True)
-    env["ROS_DOMAIN_ID"] = os.environ["ROS_DOMAIN_ID"] = str(domain)
-    os.environ["CYCLONEDDS_URI"] = env["CYCLONEDDS_URI"]
+    with dds_domain(domain) as env:
+        yield from _stack(env, domain, make_port)
+
+
+def _stack(env: dict[str, str], domain: int, make_port):
     lines: list[str] = []
     plan = [
         NodeSpec("state_publisher", "state_publisher", {"robot": "so100", "driver": "mock"}),
@@ -146,19 +147,15 @@ def stack():
     tap = Tap({CMD: "trajectory_msgs/msg/JointTrajectory", "diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
                "joint_states": "sensor_msgs/msg/JointState"}, domain)
     port = make_port("fault_injector", "dds")
-    s = Stack(launcher, policy, tap, port, lines)
-    yield s
-    port.shutdown()
-    tap.close()
-    if policy.poll() is None:
-        policy.kill()
-    policy.wait()
-    launcher.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    try:
+        yield Stack(launcher, policy, tap, port, lines)
+    finally:
+        port.shutdown()
+        tap.close()
+        if policy.poll() is None:
+            policy.kill()
+        policy.wait()
+        launcher.stop()
 
 
 def test_kill_the_policy_process_holds_within_two_control_periods(stack):

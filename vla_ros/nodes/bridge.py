@@ -260,20 +260,22 @@ class BridgeLogic:
             self.soft_start.restart(now)
             self.reseed = False
         if not np.all(np.isfinite(target)):
-            self.counts["commands_rejected_nonfinite"] += 1
-            self._hold_now("rejected a non-finite command")
-            return self._hold("rejected a non-finite command")
+            return self._reject_nonfinite()
         cmd = self.limits.apply(target, self.last_cmd, dt, self.velocity, self.soft_start.scale(now))
         if not np.all(np.isfinite(cmd)):
-            self.counts["commands_rejected_nonfinite"] += 1
-            self._hold_now("rejected a non-finite command")
-            return self._hold("rejected a non-finite command")
+            return self._reject_nonfinite()
         if self.reason != "running":
             self.log.info("running")
         self.reason = "running"
         self.velocity = (cmd - self.last_cmd) / dt
         self.last_cmd = cmd
         return Command(cmd, False, "running")
+
+    def _reject_nonfinite(self) -> Command:
+        """Never send a non-finite command: count it, drop the trajectory and hold."""
+        self.counts["commands_rejected_nonfinite"] += 1
+        self._hold_now("rejected a non-finite command")
+        return self._hold("rejected a non-finite command")
 
     # -- diagnostics ----------------------------------------------------------------------------
     def mode(self) -> str:
