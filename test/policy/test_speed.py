@@ -107,7 +107,8 @@ def test_levers_change_the_loaded_policy(use_tiny_cache, robot_dims):
     runtime = make_runtime("tiny", robot_dims=robot_dims, num_steps=4, image_size=32, warmup=False)
     config = runtime.loaded.policy.config
     assert (config.num_steps, tuple(config.resize_imgs_with_padding)) == (4, (32, 32))
-    assert runtime.options == {"dtype": "float32", "num_steps": 4, "image_size": 32, "vision_int8": False}
+    assert runtime.options == {"dtype": "float32", "num_steps": 4, "image_size": 32, "vision_int8": False,
+                               "prepacked": False}
     with speed.StageTimer(runtime.loaded.policy) as timer:
         actions = chunk(runtime)
     assert actions.shape == (50, 6) and np.isfinite(actions).all()
@@ -127,7 +128,8 @@ def test_variant_file_levers_per_device(tmp_path, tiny_dir, robot_dims, monkeypa
     )
     monkeypatch.setenv(speed.BF16_ENV, "1")
     runtime = load_runtime(load_variant("fast", device_override="cpu", models_dir=tmp_path), robot_dims)
-    assert runtime.options == {"dtype": "bfloat16", "num_steps": 3, "image_size": 48, "vision_int8": False}
+    assert runtime.options == {"dtype": "bfloat16", "num_steps": 3, "image_size": 48, "vision_int8": False,
+                               "prepacked": speed.can_prepack()}
     assert chunk(runtime).shape == (50, 6)
     monkeypatch.setenv(speed.BF16_ENV, "0")
     runtime = load_runtime(load_variant("fast", device_override="cpu", models_dir=tmp_path), robot_dims)
@@ -150,7 +152,8 @@ def test_vision_int8_quantizes_the_vision_linears_and_stays_close(runtime, tmp_p
         variant = load_variant("int8", models_dir=tmp_path, dtype_override=dtype)
         assert variant.for_device("cpu").vision_int8 and not variant.for_device("cuda").vision_int8
         quantized = load_runtime(variant, robot_dims)
-        assert quantized.options == {"dtype": dtype, "num_steps": 10, "image_size": 64, "vision_int8": True}
+        assert quantized.options == {"dtype": dtype, "num_steps": 10, "image_size": 64, "vision_int8": True,
+                                     "prepacked": dtype == "bfloat16" and speed.can_prepack()}
         vlm = quantized.loaded.policy.model.vlm_with_expert.get_vlm_model()
         linears = [m for m in vlm.vision_model.modules() if isinstance(m, (torch.nn.Linear, DynamicInt8Linear))]
         assert linears and all(isinstance(m, DynamicInt8Linear) for m in linears)
@@ -164,6 +167,47 @@ def test_vision_int8_quantizes_the_vision_linears_and_stays_close(runtime, tmp_p
         # idempotent, and a later bf16 cast keeps the int8 tower runnable
         speed.apply_load_options(quantized.loaded.policy, dtype="bfloat16", vision_int8=True)
         assert np.isfinite(chunk(quantized)).all()
+
+
+def test_prepacked_bf16_linears_compute_the_same_chunk(bf16_runtime, monkeypatch):
+    """On a CPU with oneDNN bf16, a bf16 policy holds its Linear weights prepacked: the same chunk
+    as the plain layout, the same state_dict, and undone before a dtype change."""
+    import torch
+
+    if not speed.can_prepack():
+        pytest.skip("this CPU's oneDNN has no bf16 kernels: nothing is prepacked here")
+    policy = bf16_runtime.loaded.policy
+    packed_class = speed.packed_linear_class()
+    vlm_with_expert = policy.model.vlm_with_expert
+    assert bf16_runtime.options["prepacked"]
+    assert not any(type(m) is torch.nn.Linear for m in vlm_with_expert.modules())  # every bf16 Linear
+    layers = [m for m in vlm_with_expert.modules() if isinstance(m, packed_class)]
+    assert layers and all(m.weight.dtype == torch.bfloat16 for m in layers)
+    assert policy.model.action_out_proj.weight.dtype == torch.float32  # float32 projections untouched
+    packed_chunk, packed_state = chunk(bf16_runtime), policy.state_dict()
+
+    try:
+        assert speed.unpack_linears(policy) == len(layers)
+        assert not bf16_runtime.options["prepacked"]
+        plain_chunk, plain_state = chunk(bf16_runtime), policy.state_dict()
+        assert packed_state.keys() == plain_state.keys()
+        assert all(torch.equal(packed_state[k], plain_state[k]) for k in plain_state)
+        np.testing.assert_allclose(packed_chunk, plain_chunk, atol=1e-2 * np.abs(plain_chunk).max())
+
+        monkeypatch.setenv(speed.PREPACK_ENV, "0")  # the opt-out
+        assert not speed.apply_load_options(policy, dtype="bfloat16")["prepacked"]
+        monkeypatch.delenv(speed.PREPACK_ENV)
+        assert speed.apply_load_options(policy, dtype="bfloat16")["prepacked"]
+        assert speed.apply_load_options(policy, prepack=True)["prepacked"]  # idempotent
+        # any dtype option unpacks first (float32 = leave the weights as they are: plain bf16)
+        assert speed.apply_load_options(policy, dtype="float32")["prepacked"] is False
+        assert not any(isinstance(m, packed_class) for m in vlm_with_expert.modules())
+        np.testing.assert_allclose(chunk(bf16_runtime), plain_chunk, atol=1e-6)
+        with pytest.raises(ValueError, match="prepack: expected true or false"):
+            speed.apply_load_options(policy, prepack="yes")
+    finally:
+        speed.apply_load_options(policy, dtype="bfloat16")  # as the module's fixture was
+    assert bf16_runtime.options["prepacked"]
 
 
 def test_vision_int8_is_cpu_only_and_boolean(runtime, tmp_path, tiny_dir):
