@@ -17,7 +17,8 @@ after round (the first round is a warm-up), and medians are reported with ratios
 float32 baseline of the same run.
 
 Levers: dtype (bf16 VLM + expert; also LeRobot's bf16 VLM with a float32 expert), the weight
-layout of bf16 Linear layers on a CPU (prepacked for oneDNN, what the node does, vs plain), the KV cache
+CPU bf16 kernels (``cpu_kernels``: Linear weights prepacked for oneDNN and a per-head vision
+attention, what the node uses, vs torch's own kernels on plain weights), the KV cache
 (off = the prefix recomputed at every step), num_steps (10 -> 5), image_size (512 -> 384/256),
 vision_int8 (the vision tower's Linear layers int8 with dynamically quantized activations; its
 packed int8 weights are not counted in "parameters", see RSS).
@@ -70,7 +71,7 @@ GIB = 1024**3
 @dataclass
 class Config:
     name: str
-    weights: str  # key of the loaded copy: fp32 | bf16 | bf16_plain | bf16_vlm | bf16_int8v
+    weights: str  # key of the loaded copy: fp32 | bf16 | bf16_torch | bf16_vlm | bf16_int8v
     num_steps: int = 10
     image_size: int = 512
     cache: bool = True
@@ -93,7 +94,7 @@ def configurations(quick: bool) -> list[Config]:
         Config("fp32 (baseline)", "fp32"),
         Config("fp32, KV cache off", "fp32", cache=False),
         Config("bf16 VLM, fp32 expert", "bf16_vlm"),
-        Config("bf16, plain weight layout", "bf16_plain"),
+        Config("bf16, torch CPU kernels", "bf16_torch"),
         Config("bf16", "bf16"),
         Config("fp32, 5 steps", "fp32", num_steps=5),
         Config("fp32, 256 px", "fp32", image_size=256),
@@ -105,7 +106,7 @@ def configurations(quick: bool) -> list[Config]:
         Config("bf16 + int8 vision, 5 steps", "bf16_int8v", num_steps=5),
     ]
     if quick:
-        keep = {"fp32 (baseline)", "fp32, KV cache off", "bf16, plain weight layout", "bf16", "bf16, 5 steps", "bf16, 256 px, 5 steps",
+        keep = {"fp32 (baseline)", "fp32, KV cache off", "bf16, torch CPU kernels", "bf16", "bf16, 5 steps", "bf16, 256 px, 5 steps",
                 "bf16 + int8 vision", "bf16 + int8 vision, 5 steps"}
         configs = [c for c in configs if c.name in keep]
     return configs
@@ -125,14 +126,14 @@ def robot_dims(robot: str, cameras: int | None) -> RobotDims:
 
 
 def load_copy(directory: Path, device: str, weights: str, threads: int) -> PolicyRuntime:
-    """One loaded copy: fp32, bf16 (VLM + expert, weights prepacked on a CPU as the node loads it),
-    bf16_plain (the same in the plain weight layout), bf16_vlm (LeRobot's: the expert stays fp32,
-    plain layout) or bf16_int8v (bf16 with the vision tower's Linear layers int8, ``vision_int8``)."""
+    """One loaded copy: fp32, bf16 (VLM + expert, with the CPU bf16 kernels as the node loads it),
+    bf16_torch (the same with torch's own kernels), bf16_vlm (LeRobot's: the expert stays fp32,
+    torch's kernels) or bf16_int8v (bf16 with the vision tower's Linear layers int8, ``vision_int8``)."""
     dtype = "float32" if weights == "fp32" else "bfloat16"
     loaded = load_policy(directory, device=device, dtype=dtype)
-    if weights in ("bf16", "bf16_plain", "bf16_int8v"):
+    if weights in ("bf16", "bf16_torch", "bf16_int8v"):
         apply_load_options(loaded.policy, dtype="bfloat16", vision_int8=weights == "bf16_int8v",
-                           prepack=False if weights == "bf16_plain" else None)
+                           cpu_kernels=False if weights == "bf16_torch" else None)
     return PolicyRuntime(loaded, variant=f"smolvla_base/{weights}", num_threads=threads)
 
 

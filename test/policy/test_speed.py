@@ -108,7 +108,7 @@ def test_levers_change_the_loaded_policy(use_tiny_cache, robot_dims):
     config = runtime.loaded.policy.config
     assert (config.num_steps, tuple(config.resize_imgs_with_padding)) == (4, (32, 32))
     assert runtime.options == {"dtype": "float32", "num_steps": 4, "image_size": 32, "vision_int8": False,
-                               "prepacked": False}
+                               "cpu_kernels": False}
     with speed.StageTimer(runtime.loaded.policy) as timer:
         actions = chunk(runtime)
     assert actions.shape == (50, 6) and np.isfinite(actions).all()
@@ -129,7 +129,7 @@ def test_variant_file_levers_per_device(tmp_path, tiny_dir, robot_dims, monkeypa
     monkeypatch.setenv(speed.BF16_ENV, "1")
     runtime = load_runtime(load_variant("fast", device_override="cpu", models_dir=tmp_path), robot_dims)
     assert runtime.options == {"dtype": "bfloat16", "num_steps": 3, "image_size": 48, "vision_int8": False,
-                               "prepacked": speed.can_prepack()}
+                               "cpu_kernels": speed.can_use_cpu_kernels()}
     assert chunk(runtime).shape == (50, 6)
     monkeypatch.setenv(speed.BF16_ENV, "0")
     runtime = load_runtime(load_variant("fast", device_override="cpu", models_dir=tmp_path), robot_dims)
@@ -153,7 +153,7 @@ def test_vision_int8_quantizes_the_vision_linears_and_stays_close(runtime, tmp_p
         assert variant.for_device("cpu").vision_int8 and not variant.for_device("cuda").vision_int8
         quantized = load_runtime(variant, robot_dims)
         assert quantized.options == {"dtype": dtype, "num_steps": 10, "image_size": 64, "vision_int8": True,
-                                     "prepacked": dtype == "bfloat16" and speed.can_prepack()}
+                                     "cpu_kernels": dtype == "bfloat16" and speed.can_use_cpu_kernels()}
         vlm = quantized.loaded.policy.model.vlm_with_expert.get_vlm_model()
         linears = [m for m in vlm.vision_model.modules() if isinstance(m, (torch.nn.Linear, DynamicInt8Linear))]
         assert linears and all(isinstance(m, DynamicInt8Linear) for m in linears)
@@ -169,45 +169,80 @@ def test_vision_int8_quantizes_the_vision_linears_and_stays_close(runtime, tmp_p
         assert np.isfinite(chunk(quantized)).all()
 
 
-def test_prepacked_bf16_linears_compute_the_same_chunk(bf16_runtime, monkeypatch):
-    """On a CPU with oneDNN bf16, a bf16 policy holds its Linear weights prepacked: the same chunk
-    as the plain layout, the same state_dict, and undone before a dtype change."""
+def test_cpu_kernels_compute_the_same_chunk(bf16_runtime, monkeypatch):
+    """On a CPU with oneDNN bf16, a bf16 policy runs with prepacked Linear weights and the per-head
+    vision attention: the same chunk as torch's own kernels, the same state_dict, and switched
+    off before a dtype change."""
     import torch
 
-    if not speed.can_prepack():
-        pytest.skip("this CPU's oneDNN has no bf16 kernels: nothing is prepacked here")
+    if not speed.can_use_cpu_kernels():
+        pytest.skip("this CPU's oneDNN has no bf16 kernels: the CPU kernels are not used here")
     policy = bf16_runtime.loaded.policy
     packed_class = speed.packed_linear_class()
     vlm_with_expert = policy.model.vlm_with_expert
-    assert bf16_runtime.options["prepacked"]
+    vision_config = vlm_with_expert.get_vlm_model().vision_model.config
+    assert bf16_runtime.options["cpu_kernels"]
+    assert vision_config._attn_implementation == speed.CPU_ATTENTION
     assert not any(type(m) is torch.nn.Linear for m in vlm_with_expert.modules())  # every bf16 Linear
     layers = [m for m in vlm_with_expert.modules() if isinstance(m, packed_class)]
     assert layers and all(m.weight.dtype == torch.bfloat16 for m in layers)
     assert policy.model.action_out_proj.weight.dtype == torch.float32  # float32 projections untouched
-    packed_chunk, packed_state = chunk(bf16_runtime), policy.state_dict()
+    fast_chunk, fast_state = chunk(bf16_runtime), policy.state_dict()
 
     try:
-        assert speed.unpack_linears(policy) == len(layers)
-        assert not bf16_runtime.options["prepacked"]
-        plain_chunk, plain_state = chunk(bf16_runtime), policy.state_dict()
-        assert packed_state.keys() == plain_state.keys()
-        assert all(torch.equal(packed_state[k], plain_state[k]) for k in plain_state)
-        np.testing.assert_allclose(packed_chunk, plain_chunk, atol=1e-2 * np.abs(plain_chunk).max())
-
-        monkeypatch.setenv(speed.PREPACK_ENV, "0")  # the opt-out
-        assert not speed.apply_load_options(policy, dtype="bfloat16")["prepacked"]
-        monkeypatch.delenv(speed.PREPACK_ENV)
-        assert speed.apply_load_options(policy, dtype="bfloat16")["prepacked"]
-        assert speed.apply_load_options(policy, prepack=True)["prepacked"]  # idempotent
-        # any dtype option unpacks first (float32 = leave the weights as they are: plain bf16)
-        assert speed.apply_load_options(policy, dtype="float32")["prepacked"] is False
+        assert speed.apply_load_options(policy, cpu_kernels=False)["cpu_kernels"] is False
+        assert vision_config._attn_implementation == "sdpa"  # what it was loaded with
         assert not any(isinstance(m, packed_class) for m in vlm_with_expert.modules())
+        plain_chunk, plain_state = chunk(bf16_runtime), policy.state_dict()
+        assert fast_state.keys() == plain_state.keys()
+        assert all(torch.equal(fast_state[k], plain_state[k]) for k in plain_state)
+        np.testing.assert_allclose(fast_chunk, plain_chunk, atol=1e-2 * np.abs(plain_chunk).max())
+
+        monkeypatch.setenv(speed.CPU_KERNELS_ENV, "0")  # the opt-out
+        assert not speed.apply_load_options(policy, dtype="bfloat16")["cpu_kernels"]
+        monkeypatch.delenv(speed.CPU_KERNELS_ENV)
+        assert speed.apply_load_options(policy, dtype="bfloat16")["cpu_kernels"]
+        assert speed.apply_load_options(policy, cpu_kernels=True)["cpu_kernels"]  # idempotent
+        np.testing.assert_array_equal(chunk(bf16_runtime), fast_chunk)
+        # any dtype option switches them off first (float32 = leave the weights as they are: plain bf16)
+        assert speed.apply_load_options(policy, dtype="float32")["cpu_kernels"] is False
         np.testing.assert_allclose(chunk(bf16_runtime), plain_chunk, atol=1e-6)
-        with pytest.raises(ValueError, match="prepack: expected true or false"):
-            speed.apply_load_options(policy, prepack="yes")
+        with pytest.raises(ValueError, match="cpu_kernels: expected true or false"):
+            speed.apply_load_options(policy, cpu_kernels="yes")
     finally:
         speed.apply_load_options(policy, dtype="bfloat16")  # as the module's fixture was
-    assert bf16_runtime.options["prepacked"]
+    assert bf16_runtime.options["cpu_kernels"]
+
+
+@pytest.mark.parametrize("case", ["no mask", "all-zero mask", "additive mask", "boolean mask", "grouped kv"])
+def test_cpu_attention_matches_sdpa(case):
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    torch.manual_seed(0)
+    module = torch.nn.Module().eval()
+    module.is_causal = False
+    kv_heads = 2 if case == "grouped kv" else 4
+    q = torch.randn(2, 4, 96, 32)
+    k, v = torch.randn(2, kv_heads, 96, 32), torch.randn(2, kv_heads, 96, 32)
+    if kv_heads != 4:
+        module.num_key_value_groups = 4 // kv_heads
+    mask = None
+    if case == "all-zero mask":
+        mask = torch.zeros(2, 1, 96, 96)
+    elif case in ("additive mask", "boolean mask"):
+        keep = torch.rand(2, 1, 96, 96) > 0.3
+        keep[..., 0] = True
+        mask = keep if case == "boolean mask" else torch.zeros(2, 1, 96, 96).masked_fill(~keep, -1e4)
+    bf16 = [t.bfloat16() for t in (q, k, v)]
+    bf16_mask = mask.bfloat16() if mask is not None and mask.dtype != torch.bool else mask
+    out, weights = speed.cpu_attention_forward(module, *bf16, bf16_mask, scaling=0.2)
+    reference, _ = sdpa_attention_forward(module, q, k, v, mask, scaling=0.2)
+    assert weights is None and out.shape == reference.shape == (2, 96, 4, 32) and out.dtype == torch.bfloat16
+    assert (out.float() - reference).abs().max() < 0.03
+    # float32 goes to torch's kernel unchanged
+    same, _ = speed.cpu_attention_forward(module, q, k, v, mask, scaling=0.2)
+    torch.testing.assert_close(same, reference)
 
 
 def test_vision_int8_is_cpu_only_and_boolean(runtime, tmp_path, tiny_dir):

@@ -14,13 +14,17 @@ after loading by :func:`apply_load_options`):
 - ``vision_int8``: the vision tower's Linear layers (attention projections and MLP, ~80% of its
   work) with int8 weights (per output channel) and int8 activations quantized per call
   (dynamic quantization, ``torch.ao``'s x86 / oneDNN kernels: AVX512-VNNI or AMX on CPUs that
-  have them; activations in 8 bits there, 7 bits elsewhere, see :data:`X86_INT8_FLAGS`). The rest of the tower (patch embedding, layer norms, attention softmax) runs
-  float32, the connector and everything after it in the policy's dtype. CPU only.
-- Prepacked bf16 weights (automatic): on a CPU whose oneDNN has bf16 kernels, every bf16 Linear
-  layer keeps its weight in oneDNN's blocked layout (:func:`prepack_linears`), so the matrix
-  multiply no longer reorders the weight at every call. Same arithmetic (bf16 products, float32
-  accumulation); the action expert's steps (50 rows against a fresh weight each layer) gain the
-  most. ``VLA_ROS_CPU_PREPACK=0`` turns it off.
+  have them; activations in 8 bits there, 7 bits elsewhere, see :data:`X86_INT8_FLAGS`). The
+  rest of the tower (patch embedding, layer norms, attention) keeps the policy's dtype. CPU only.
+- CPU bf16 kernels (automatic with bf16 on a CPU whose oneDNN has bf16 kernels;
+  :func:`use_cpu_kernels`): every bf16 Linear layer keeps its weight in oneDNN's blocked layout
+  (:func:`prepack_linears`), so the matrix multiply no longer reorders the weight at every call
+  (the action expert's steps, 50 rows against a fresh weight in each layer, gain the most), and
+  the vision tower's attention runs one head at a time as two bf16 matrix multiplies around a
+  softmax (:func:`cpu_attention_forward`: each head's 1024x1024 scores stay in cache; ~1.6x
+  faster than torch's CPU flash kernel). Same arithmetic as transformers' eager bf16 path
+  (bf16 products, float32 accumulation, float32 softmax rounded to bf16).
+  ``VLA_ROS_CPU_KERNELS=0`` turns both off.
 - SmolVLA's KV cache (``use_cache``, on): the prefix (images, instruction, state) goes through
   the VLM once per chunk and its keys/values are reused by every denoising step. LeRobot 0.4.4's
   ``sample_actions`` fails with it off, so it is not an option here;
@@ -56,8 +60,12 @@ default, which avoids the 16-bit saturation of AVX2/AVX512 ``vpmaddubsw``)."""
 BF16_ENV = "VLA_ROS_CPU_BF16"
 """Set to 0 or 1 to override the CPU bf16 detection."""
 
-PREPACK_ENV = "VLA_ROS_CPU_PREPACK"
-"""Set to 0 to keep bf16 Linear weights in their plain layout on the CPU (:func:`prepack_linears`)."""
+CPU_KERNELS_ENV = "VLA_ROS_CPU_KERNELS"
+"""Set to 0 to run bf16 on the CPU with the plain weight layout and torch's attention kernel
+(:func:`use_cpu_kernels`)."""
+
+CPU_ATTENTION = "vla_ros_cpu"
+"""The name :func:`cpu_attention_forward` is registered under in transformers' attention functions."""
 
 STAGES = ("vision", "prefill", "denoise")
 
@@ -139,34 +147,27 @@ def vision_is_int8(policy: Any) -> bool:
 
 @lru_cache(maxsize=2)
 def _int8_linear_class(full_range: bool):
-    """torch.ao's dynamic int8 Linear; ``full_range``: activations quantized to 8 bits, not 7."""
+    """torch.ao's dynamic int8 Linear taking and returning the input's dtype (the int8 kernel itself
+    takes float32); ``full_range``: activations quantized to 8 bits, not 7."""
     from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
-
-    if not full_range:
-        return DynamicInt8Linear
 
     class Int8Linear(DynamicInt8Linear):
         def forward(self, x):
             import torch
 
-            return torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params, reduce_range=False)
+            y = torch.ops.quantized.linear_dynamic(x.float(), self._packed_params._packed_params,
+                                                   reduce_range=not full_range)
+            return y.to(x.dtype)
 
     return Int8Linear
-
-
-def _cast_to_own_dtype(module: Any, args: tuple) -> tuple:
-    import itertools
-
-    dtype = next(t.dtype for t in itertools.chain(module.parameters(), module.buffers()) if t.is_floating_point())
-    return tuple(a.to(dtype) if hasattr(a, "is_floating_point") and a.is_floating_point() else a for a in args)
 
 
 def quantize_vision_int8(policy: Any) -> None:
     """Int8 weights + dynamically quantized int8 activations for the vision tower's Linear layers.
 
-    The tower's other layers go to float32 (the int8 kernels take and return float32; the pixels
-    follow, as LeRobot casts them to the tower's dtype), and the connector casts the tower's
-    output to its own dtype, so the rest of the policy keeps its dtype. Idempotent.
+    The tower's other layers (patch embedding, layer norms, attention) keep the policy's dtype;
+    each int8 layer converts its input to float32 for the int8 kernel and its output back.
+    Idempotent.
 
     Raises:
         ValueError: the policy is not on a CPU, or this torch has no quantized CPU engine.
@@ -187,9 +188,10 @@ def quantize_vision_int8(policy: Any) -> None:
     engines = [e for e in torch.backends.quantized.supported_engines if e != "none"]
     if not engines:
         raise ValueError("vision_int8: this torch build has no quantized CPU engine; leave vision_int8 false")
-    vlm = policy.model.vlm_with_expert.get_vlm_model()
-    vision = vlm.vision_model
-    vision.float()
+    vision = policy.model.vlm_with_expert.get_vlm_model().vision_model
+    for module in vision.modules():  # torch.ao quantizes float32 weights
+        if type(module) is torch.nn.Linear:
+            module.float()
     full_range = bool(cpu_flags() & set(X86_INT8_FLAGS))
     with warnings.catch_warnings():  # torch.ao's notice that eager quantization moves to torchao
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -201,7 +203,6 @@ def quantize_vision_int8(policy: Any) -> None:
             mapping={torch.nn.Linear: _int8_linear_class(full_range)},
             inplace=True,
         )
-    vlm.connector.register_forward_pre_hook(_cast_to_own_dtype)
 
 
 def _packed_linear_class():
@@ -260,11 +261,11 @@ def packed_linear_class():
     return _PACKED_LINEAR
 
 
-def can_prepack() -> bool:
-    """True when this CPU's oneDNN runs bf16 matrix multiplies and :data:`PREPACK_ENV` is not 0."""
+def can_use_cpu_kernels() -> bool:
+    """True when this CPU's oneDNN runs bf16 matrix multiplies and :data:`CPU_KERNELS_ENV` is not 0."""
     import torch
 
-    if os.environ.get(PREPACK_ENV, "").strip() == "0":
+    if os.environ.get(CPU_KERNELS_ENV, "").strip() == "0":
         return False
     try:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -304,8 +305,8 @@ def prepack_linears(policy: Any) -> int:
     device = next(policy.parameters()).device
     if device.type != "cpu":
         raise ValueError(f"prepacked weights are for the CPU, the policy is on {device}")
-    if not can_prepack():
-        raise ValueError(f"this CPU's oneDNN has no bf16 matrix multiply (or {PREPACK_ENV}=0)")
+    if not can_use_cpu_kernels():
+        raise ValueError(f"this CPU's oneDNN has no bf16 matrix multiply (or {CPU_KERNELS_ENV}=0)")
     packed = packed_linear_class()
     rows = int(getattr(policy.config, "chunk_size", 50) or 50)
 
@@ -336,6 +337,84 @@ def linears_are_packed(policy: Any) -> bool:
     return any(isinstance(m, packed) for m in policy.model.vlm_with_expert.modules())
 
 
+def cpu_attention_forward(module: Any, query, key, value, attention_mask=None, scaling=None, dropout=0.0,
+                          is_causal=None, **kwargs):
+    """Attention for bf16 on a CPU, one head at a time; transformers' attention-function signature.
+
+    ``query``/``key``/``value`` are ``[batch, heads, tokens, head_dim]`` (fewer key/value heads are
+    shared, as in grouped-query attention); ``attention_mask`` is additive (or boolean: True =
+    attend), broadcast over heads or per head. Per head: scores = (q * scaling) k^T (+ mask),
+    softmax over keys (float32 inside, rounded to bf16), times v. Returns ``(output
+    [batch, tokens, heads, head_dim], None)`` like transformers' ``sdpa_attention_forward``, to
+    which it hands over anything else (another dtype or device, dropout, causal masking).
+    """
+    import torch
+
+    if (query.device.type != "cpu" or query.dtype != torch.bfloat16 or (dropout and module.training)
+            or is_causal or query.dim() != 4):
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                      is_causal=is_causal, **kwargs)
+    batch, heads, _, head_dim = query.shape
+    group = heads // key.shape[1]
+    scale = head_dim ** -0.5 if scaling is None else scaling
+    mask = attention_mask
+    if mask is not None:
+        if mask.dtype == torch.bool:
+            mask = torch.zeros(mask.shape, dtype=query.dtype).masked_fill_(~mask, float("-inf"))
+        elif not mask.any():  # transformers passes an all-zero mask when nothing is masked
+            mask = None
+        else:
+            mask = mask.to(query.dtype)
+    scaled = query * scale
+    out = torch.empty_like(query)
+    for b in range(batch):
+        for h in range(heads):
+            k, v = key[b, h // group], value[b, h // group]
+            if mask is None:
+                scores = torch.mm(scaled[b, h], k.t())
+            else:
+                scores = torch.addmm(mask[b if mask.shape[0] > 1 else 0, h if mask.shape[1] > 1 else 0],
+                                     scaled[b, h], k.t())
+            torch.mm(torch.softmax(scores, -1), v, out=out[b, h])
+    return out.transpose(1, 2), None
+
+
+def _register_cpu_attention() -> None:
+    from transformers import AttentionInterface
+
+    if CPU_ATTENTION not in AttentionInterface._global_mapping:
+        AttentionInterface.register(CPU_ATTENTION, cpu_attention_forward)
+
+
+def use_cpu_kernels(policy: Any, on: bool = True) -> None:
+    """Switch the CPU bf16 kernels on or off: :func:`prepack_linears` / :func:`unpack_linears`, and
+    :func:`cpu_attention_forward` for the vision tower (off: the attention it had when loaded).
+
+    Raises:
+        ValueError: ``on`` and the policy is not on a CPU, or this CPU cannot (see :func:`prepack_linears`).
+    """
+    vision_config = policy.model.vlm_with_expert.get_vlm_model().vision_model.config
+    if not on:
+        unpack_linears(policy)
+        previous = getattr(vision_config, "_vla_ros_attention", None)
+        if previous is not None:
+            vision_config._attn_implementation = previous
+            del vision_config._vla_ros_attention
+        return
+    prepack_linears(policy)
+    _register_cpu_attention()
+    if vision_config._attn_implementation != CPU_ATTENTION:
+        vision_config._vla_ros_attention = vision_config._attn_implementation
+        vision_config._attn_implementation = CPU_ATTENTION
+
+
+def cpu_kernels_in_use(policy: Any) -> bool:
+    """True when :func:`use_cpu_kernels` is on for this policy."""
+    return linears_are_packed(policy)
+
+
 def apply_load_options(
     policy: Any,
     *,
@@ -343,7 +422,7 @@ def apply_load_options(
     num_steps: int | None = None,
     image_size: int | None = None,
     vision_int8: bool | None = None,
-    prepack: bool | None = None,
+    cpu_kernels: bool | None = None,
 ) -> dict[str, Any]:
     """Apply the speed levers to a loaded ``SmolVLAPolicy`` in place.
 
@@ -356,13 +435,13 @@ def apply_load_options(
             be a multiple of :func:`image_size_step` and at most the encoder's native size.
         vision_int8: ``True``: :func:`quantize_vision_int8` (after the dtype; CPU only, cannot be
             undone on the loaded policy); ``False`` or ``None``: leave the vision tower as it is.
-        prepack: ``True``: :func:`prepack_linears`; ``False``: :func:`unpack_linears`; ``None``:
-            prepack when ``dtype`` is ``bfloat16``, the policy is on a CPU and :func:`can_prepack`,
-            else leave the layout as it is.
+        cpu_kernels: ``True`` / ``False``: :func:`use_cpu_kernels` on / off; ``None``: on when
+            ``dtype`` is ``bfloat16``, the policy is on a CPU and :func:`can_use_cpu_kernels`,
+            else leave them as they are.
 
     Returns:
         What the policy now runs with: ``{"dtype", "num_steps", "image_size", "vision_int8",
-        "prepacked"}``.
+        "cpu_kernels"}``.
 
     Raises:
         ValueError: a value the policy cannot run with (the message names the option).
@@ -386,31 +465,27 @@ def apply_load_options(
         config.resize_imgs_with_padding = (int(image_size), int(image_size))
     if vision_int8 not in (None, True, False):
         raise ValueError(f"vision_int8: expected true or false, got {vision_int8!r}")
-    if prepack not in (None, True, False):
-        raise ValueError(f"prepack: expected true or false, got {prepack!r}")
+    if cpu_kernels not in (None, True, False):
+        raise ValueError(f"cpu_kernels: expected true or false, got {cpu_kernels!r}")
     if dtype not in (None, "float32", "bfloat16"):
         raise ValueError(f"dtype: expected float32 or bfloat16, got {dtype!r}")
     vlm_with_expert = policy.model.vlm_with_expert
     if dtype is not None or vision_int8:  # dtype changes and quantization need plain layers
-        unpack_linears(policy)
+        use_cpu_kernels(policy, False)
     if dtype == "bfloat16":
         vlm_with_expert.vlm.to(torch.bfloat16)
         vlm_with_expert.lm_expert.to(torch.bfloat16)
-        if vision_is_int8(policy):  # the int8 tower's own float layers stay float32
-            vlm_with_expert.get_vlm_model().vision_model.float()
     if vision_int8:
         quantize_vision_int8(policy)
-    if prepack is None and dtype == "bfloat16":
-        prepack = next(policy.parameters()).device.type == "cpu" and can_prepack()
-    if prepack:
-        prepack_linears(policy)
-    elif prepack is False:
-        unpack_linears(policy)
+    if cpu_kernels is None and dtype == "bfloat16":
+        cpu_kernels = next(policy.parameters()).device.type == "cpu" and can_use_cpu_kernels()
+    if cpu_kernels is not None:
+        use_cpu_kernels(policy, cpu_kernels)
     return current_options(policy)
 
 
 def current_options(policy: Any) -> dict[str, Any]:
-    """``{"dtype", "num_steps", "image_size", "vision_int8", "prepacked"}`` the policy runs with
+    """``{"dtype", "num_steps", "image_size", "vision_int8", "cpu_kernels"}`` the policy runs with
     (dtype: of the VLM's text layers)."""
     size = policy.config.resize_imgs_with_padding
     dtype = next(policy.model.vlm_with_expert.get_vlm_model().text_model.parameters()).dtype
@@ -419,7 +494,7 @@ def current_options(policy: Any) -> dict[str, Any]:
         "num_steps": int(policy.config.num_steps),
         "image_size": int(size[0]) if size else None,
         "vision_int8": vision_is_int8(policy),
-        "prepacked": linears_are_packed(policy),
+        "cpu_kernels": cpu_kernels_in_use(policy),
     }
 
 
