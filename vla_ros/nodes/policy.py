@@ -373,7 +373,12 @@ class PolicyNode:
                 return
             self.runtime = runtime
             self.logic.state = "IDLE"
-            self.port.logger.info("model ready on %s (chunk %d x %d, %.1f s to load)", runtime.device,
+            o = runtime.options
+            levers = [o["dtype"], f"{o['num_steps']} flow steps",
+                      f"{o['image_size']} px images" if o["image_size"] else "images at their own size"]
+            levers += ["int8 vision"] * bool(o["vision_int8"]) + ["CPU bf16 kernels"] * bool(o["cpu_kernels"])
+            self.port.logger.info("model ready on %s (%s; chunk %d x %d, %.1f s to load)", runtime.device,
+                                  ", ".join(levers),
                                   runtime.chunk_size, runtime.action_dim, timing)
             self._publish_status()
 

@@ -129,7 +129,8 @@ class PolicyRuntime:
 
     @property
     def options(self) -> dict:
-        """The speed levers it runs with: ``{"dtype", "num_steps", "image_size", "vision_int8"}``."""
+        """The speed levers it runs with: ``{"dtype", "num_steps", "image_size", "vision_int8",
+        "cpu_kernels"}`` (:func:`vla_ros.policy.speed.current_options`)."""
         from vla_ros.policy.speed import current_options
 
         return current_options(self._loaded.policy)
