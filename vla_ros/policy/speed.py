@@ -205,7 +205,9 @@ def quantize_vision_int8(policy: Any) -> None:
         )
 
 
-def _packed_linear_class():
+@lru_cache(maxsize=1)
+def packed_linear_class():
+    """The ``PackedLinear`` module class (built on first use: no torch at import)."""
     import torch
 
     class PackedLinear(torch.nn.Module):
@@ -248,17 +250,6 @@ def _packed_linear_class():
             return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
     return PackedLinear
-
-
-_PACKED_LINEAR = None
-
-
-def packed_linear_class():
-    """The :class:`PackedLinear` module class (built on first use: no torch at import)."""
-    global _PACKED_LINEAR
-    if _PACKED_LINEAR is None:
-        _PACKED_LINEAR = _packed_linear_class()
-    return _PACKED_LINEAR
 
 
 def can_use_cpu_kernels() -> bool:
@@ -315,26 +306,18 @@ def prepack_linears(policy: Any) -> int:
             return packed(child, rows)
         return None
 
-    vlm_with_expert = policy.model.vlm_with_expert
     with torch.no_grad():
-        return _swap_linears(vlm_with_expert.vlm, make) + _swap_linears(vlm_with_expert.lm_expert, make)
+        return _swap_linears(policy.model.vlm_with_expert, make)  # the VLM and the action expert
 
 
 def unpack_linears(policy: Any) -> int:
     """Turn every packed layer back into a plain ``Linear``; returns how many."""
     packed = packed_linear_class()
-    vlm_with_expert = policy.model.vlm_with_expert
 
     def make(child):
         return child.plain() if isinstance(child, packed) else None
 
-    return _swap_linears(vlm_with_expert.vlm, make) + _swap_linears(vlm_with_expert.lm_expert, make)
-
-
-def linears_are_packed(policy: Any) -> bool:
-    """True when some of the policy's Linear layers are packed (:func:`prepack_linears`)."""
-    packed = packed_linear_class()
-    return any(isinstance(m, packed) for m in policy.model.vlm_with_expert.modules())
+    return _swap_linears(policy.model.vlm_with_expert, make)
 
 
 def cpu_attention_forward(module: Any, query, key, value, attention_mask=None, scaling=None, dropout=0.0,
@@ -411,8 +394,9 @@ def use_cpu_kernels(policy: Any, on: bool = True) -> None:
 
 
 def cpu_kernels_in_use(policy: Any) -> bool:
-    """True when :func:`use_cpu_kernels` is on for this policy."""
-    return linears_are_packed(policy)
+    """True when :func:`use_cpu_kernels` is on for this policy (its Linear layers are packed)."""
+    packed = packed_linear_class()
+    return any(isinstance(m, packed) for m in policy.model.vlm_with_expert.modules())
 
 
 def apply_load_options(
